@@ -1,0 +1,238 @@
+"""Command line: register clients, sites, staff and SLA plans."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlparse
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+from flask.cli import AppGroup
+
+from .business_time import BusinessCalendar, format_hours, parse_duration, parse_hours
+from .models import Client, Site, SlaPlan, Staff, db
+from .messages import public_url
+
+client_cli = AppGroup("client", help="Manage client accounts.")
+site_cli = AppGroup("site", help="Manage client websites.")
+staff_cli = AppGroup("staff", help="Manage staff members.")
+sla_cli = AppGroup("sla", help="Manage SLA plans.")
+
+
+def fail(message: str) -> None:
+    """Stop the command with a clear message and a non-zero exit status."""
+    raise click.ClickException(message)
+
+
+def find_plan(name: str) -> SlaPlan:
+    plan = db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == name))
+    if plan is None:
+        fail(f"No SLA plan named {name!r}. Create it with `sla add`.")
+    return plan
+
+
+def find_client(name: str) -> Client:
+    client = db.session.scalar(sa.select(Client).where(Client.name == name))
+    if client is None:
+        fail(f"No client named {name!r}. Create it with `client add`.")
+    return client
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be a date like 2026-12-31, not {value!r}.")
+
+
+@client_cli.command("add")
+@click.argument("name")
+@click.option("--email", "emails", multiple=True, required=True, help="Contact e-mail (repeat).")
+@click.option("--sla", "plan_name", help="SLA plan name.")
+@click.option("--sla-start", help="Contract start date (YYYY-MM-DD).")
+@click.option("--sla-end", help="Contract end date (YYYY-MM-DD).")
+@click.option("--hourly-rate", help="Emergency hourly rate for work outside an SLA.")
+def client_add(name: str, emails: tuple[str, ...], plan_name: str | None,
+               sla_start: str | None, sla_end: str | None, hourly_rate: str | None) -> None:
+    """Register a client."""
+    if db.session.scalar(sa.select(Client).where(Client.name == name)):
+        fail(f"A client named {name!r} already exists.")
+    client = Client(name=name, emails=[e.strip().lower() for e in emails])
+    set_contract(client, plan_name, sla_start, sla_end)
+    if hourly_rate is not None:
+        try:
+            client.hourly_rate = Decimal(hourly_rate)
+        except InvalidOperation:
+            fail(f"--hourly-rate must be a number, not {hourly_rate!r}.")
+    db.session.add(client)
+    db.session.commit()
+    click.echo(f"Client {name!r} added.")
+
+
+def set_contract(client: Client, plan_name: str | None, start: str | None, end: str | None) -> None:
+    """Attach (or, with no plan, remove) an SLA contract."""
+    client.sla_plan = find_plan(plan_name) if plan_name else None
+    client.sla_start = parse_date(start, "--sla-start")
+    client.sla_end = parse_date(end, "--sla-end")
+    if client.sla_start and client.sla_end and client.sla_end < client.sla_start:
+        fail("--sla-end is before --sla-start.")
+
+
+@client_cli.command("contract")
+@click.argument("name")
+@click.option("--sla", "plan_name", help="SLA plan name; leave out to remove the SLA.")
+@click.option("--sla-start")
+@click.option("--sla-end")
+def client_contract(name: str, plan_name: str | None, sla_start: str | None,
+                    sla_end: str | None) -> None:
+    """Change a client's SLA contract."""
+    client = find_client(name)
+    set_contract(client, plan_name, sla_start, sla_end)
+    db.session.commit()
+    click.echo(f"Client {name!r}: SLA {plan_name or 'none'}.")
+
+
+def embed_snippet(site: Site) -> str:
+    """Return the one-line embed for a site."""
+    return (
+        f'<script src="{public_url("/widget.js")}" data-site-key="{site.site_key}" '
+        "async></script>"
+    )
+
+
+def origin_of(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        fail(f"{url!r} is not an http(s) URL.")
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+@site_cli.command("add")
+@click.option("--client", "client_name", required=True)
+@click.option("--url", required=True, help="The site's address.")
+@click.option("--origin", "origins", multiple=True, help="Allowed origin for the widget (repeat).")
+@click.option("--name", help="Display name (default: the URL's host).")
+def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | None) -> None:
+    """Register a client site and print its embed snippet."""
+    client = find_client(client_name)
+    allowed = sorted({origin_of(url), *(origin_of(o) for o in origins)})
+    site = Site(client=client, url=url, name=name or urlparse(url).netloc,
+                allowed_origins=allowed)
+    db.session.add(site)
+    db.session.commit()
+    click.echo(f"Site {site.name} added for {client.name}. Site key: {site.site_key}")
+    click.echo(f"Site secret (for signed identity): {site.secret}")
+    click.echo("Embed this in the site's admin dashboard:")
+    click.echo(embed_snippet(site))
+
+
+@staff_cli.command("add")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--phone", help="Mobile number in E.164, e.g. +447700900123.")
+@click.option("--on-call", is_flag=True)
+@click.option("--admin", is_flag=True)
+@click.option("--password")
+def staff_add(name: str, email: str, phone: str | None, on_call: bool, admin: bool,
+              password: str | None) -> None:
+    """Add a staff member."""
+    email = email.strip().lower()
+    if db.session.scalar(sa.select(Staff).where(Staff.email == email)):
+        fail(f"A staff member with e-mail {email!r} already exists.")
+    if phone is not None and not (phone.startswith("+") and phone[1:].isdigit()
+                                  and 8 <= len(phone) <= 16):
+        fail(f"--phone must be in E.164 form like +447700900123, not {phone!r}.")
+    if phone and db.session.scalar(sa.select(Staff).where(Staff.phone == phone)):
+        fail(f"Another staff member already has phone {phone}.")
+    member = Staff(name=name, email=email, phone=phone, on_call=on_call,
+                   role="admin" if admin else "agent")
+    if password:
+        member.set_password(password)
+    db.session.add(member)
+    db.session.commit()
+    click.echo(f"Staff member {name} <{email}> added as {member.role}"
+               f"{', on call' if on_call else ''}.")
+
+
+def find_staff(email: str) -> Staff:
+    member = db.session.scalar(sa.select(Staff).where(Staff.email == email.strip().lower()))
+    if member is None:
+        fail(f"No staff member with e-mail {email!r}.")
+    return member
+
+
+def hash_token(token: str) -> str:
+    """Return how an API token is stored (tokens are random, so SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@staff_cli.command("token")
+@click.argument("email")
+def staff_token(email: str) -> None:
+    """Print a new API token for a staff member (replaces the old one)."""
+    member = find_staff(email)
+    token = "sw_" + secrets.token_urlsafe(32)
+    member.api_token_hash = hash_token(token)
+    db.session.commit()
+    click.echo(f"New API token for {member.email} (shown once):")
+    click.echo(token)
+
+
+@staff_cli.command("password")
+@click.argument("email")
+@click.password_option()
+def staff_password(email: str, password: str) -> None:
+    """Set a staff member's password and sign out their sessions."""
+    member = find_staff(email)
+    member.set_password(password)
+    member.session_version += 1
+    db.session.commit()
+    click.echo(f"Password for {member.email} changed.")
+
+
+@sla_cli.command("add")
+@click.argument("name")
+@click.option("--timezone", required=True)
+@click.option("--hours", required=True, help='e.g. "mon-thu 09:00-17:30, fri 09:00-16:00"')
+@click.option("--holidays", "country", help="Country (and subdivision) code, e.g. GB or US-CA.")
+@click.option("--holiday", "extra", multiple=True, help="Extra closed date (repeat).")
+@click.option("--first-response", required=True, help="Business time, e.g. 4h.")
+@click.option("--resolution", required=True, help="Business time, e.g. 16h.")
+@click.option("--emergency-response", help="e.g. 30m.")
+def sla_add(name: str, timezone: str, hours: str, country: str | None, extra: tuple[str, ...],
+            first_response: str, resolution: str, emergency_response: str | None) -> None:
+    """Create an SLA plan."""
+    if db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == name)):
+        fail(f"An SLA plan named {name!r} already exists.")
+    dates = [parse_date(d, "--holiday") for d in extra]
+    try:
+        weekly = parse_hours(hours)
+        BusinessCalendar(timezone, weekly, country, dates)
+        minutes = [int(parse_duration(d).total_seconds() // 60) if d else None
+                   for d in (first_response, resolution, emergency_response)]
+    except ValueError as exc:
+        fail(str(exc))
+    plan = SlaPlan(name=name, timezone=timezone, hours=format_hours(weekly),
+                   holiday_country=country, extra_holidays=[d.isoformat() for d in dates],
+                   first_response_minutes=minutes[0], resolution_minutes=minutes[1],
+                   emergency_response_minutes=minutes[2])
+    db.session.add(plan)
+    db.session.commit()
+    click.echo(f"SLA plan {name!r} added: {plan.hours} ({timezone}).")
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups and the serve and demo commands."""
+    from .demo import demo_command
+    from .serve import serve_command
+
+    for group in (client_cli, site_cli, staff_cli, sla_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(serve_command)
+    app.cli.add_command(demo_command)

@@ -1,0 +1,55 @@
+"""Database binding, migrations and the init-db command."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask_migrate import Migrate, upgrade
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .models import UTCDateTime, db
+
+migrate = Migrate()
+MIGRATIONS = str(Path(__file__).parent / "migrations")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
+    """Use WAL and wait for locks on SQLite, so the web server and worker share it."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+    """Write UTC datetime columns as plain DateTime, so migrations never import models."""
+    if kind == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime()"
+    return False
+
+
+def init_schema() -> None:
+    """Create or upgrade the schema to the newest migration."""
+    upgrade(directory=MIGRATIONS)
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    init_schema()
+    click.echo("Database schema is up to date.")
+
+
+def init_app(app: Flask) -> None:
+    """Bind the database and migrations and register init-db."""
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, render_item=_render_item)
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,37 @@
+"""`/healthz`: liveness, database and worker heartbeat as JSON."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify
+
+from .models import Heartbeat, Notification, db, utcnow
+from .worker import HEARTBEAT_SECONDS
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Report whether the database answers and a worker beat recently."""
+    report: dict[str, object] = {"status": "ok"}
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        newest = db.session.scalar(sa.select(sa.func.max(Heartbeat.beat_at)))
+        backlog = db.session.scalar(
+            sa.select(sa.func.count(Notification.id)).where(Notification.status == "pending")
+        )
+        report["database"] = "ok"
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        report.update(status="error", database=f"error: {type(exc).__name__}")
+        return jsonify(report), 503
+    fresh = newest is not None and utcnow() - newest < timedelta(seconds=4 * HEARTBEAT_SECONDS)
+    report["worker"] = "ok" if fresh else "no recent heartbeat"
+    report["last_heartbeat"] = newest.isoformat() if newest else None
+    report["pending_notifications"] = backlog
+    if not fresh:
+        report["status"] = "degraded"
+    return jsonify(report), 200 if fresh else 503

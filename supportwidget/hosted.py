@@ -1,0 +1,139 @@
+"""Public pages: the widget loader, the hosted forms, the requester's status page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory
+
+from . import emergencies, limits, sla, tickets, tokens
+from .forms import EmergencyForm, RequestForm, StandardRequestForm
+from .models import Site, Ticket, db, utcnow
+
+bp = Blueprint("hosted", __name__)
+
+
+def load_site(site_key: str) -> Site:
+    """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
+    site = db.session.scalar(sa.select(Site).where(Site.site_key == site_key))
+    if site is None:
+        abort(404, "There is no support form at this address. Please check the link.")
+    if not site.enabled:
+        abort(403, "Support requests for this site are switched off. Please contact the agency.")
+    return site
+
+
+def framed(response: Response, site: Site) -> Response:
+    """Allow only the site's own origins to frame a form page."""
+    origins = " ".join(o for o in site.allowed_origins if o.startswith(("https://", "http://")))
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+        f"script-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+        f"frame-ancestors 'self' {origins}".strip()
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def page(template: str, site: Site, status: int = 200, **context: Any) -> Response:
+    """Render a hosted page with its security headers."""
+    embedded = request.args.get("embed") == "1"
+    config = {
+        "allowedOrigins": site.allowed_origins,
+        "maxBytes": current_app.config["MAX_SCREENSHOT_BYTES"],
+        "embedded": embedded,
+    }
+    html = render_template(
+        template, site=site, client=site.client, embedded=embedded,
+        widget_config=json.dumps(config), **context,
+    )
+    return framed(Response(html, status=status), site)
+
+
+@bp.get("/widget.js")
+def widget_js() -> Response:
+    """Serve the loader script, cacheable for an hour."""
+    response = send_from_directory(
+        current_app.static_folder, "widget.js", mimetype="text/javascript", max_age=3600
+    )
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.route("/s/<site_key>", methods=["GET", "POST"])
+@limits.public_form
+def standard_form(site_key: str) -> Response:
+    """Show the standard-request form and file the ticket it submits."""
+    site = load_site(site_key)
+    form = StandardRequestForm(site.site_key)
+    if not form.is_submitted():
+        return page("hosted/standard.html", site, form=form)
+    if not form.validate():
+        status = 400 if form.form_token.errors else 422
+        return page("hosted/standard.html", site, status=status, form=form)
+    ticket = tickets.open_standard_request(site, request_from(form))
+    return answer(ticket)
+
+
+@bp.route("/s/<site_key>/emergency", methods=["GET", "POST"])
+@limits.public_form
+@limits.emergency_form
+def emergency_form(site_key: str) -> Response:
+    """Show the emergency form and page the on-call team for what it submits."""
+    site = load_site(site_key)
+    needs_consent = site.client.active_plan(utcnow().date()) is None
+    form = EmergencyForm(site.site_key, needs_consent)
+    if not form.is_submitted():
+        return page("hosted/emergency.html", site, form=form, needs_consent=needs_consent)
+    if not form.validate():
+        status = 400 if form.form_token.errors else 422
+        return page("hosted/emergency.html", site, status=status, form=form,
+                    needs_consent=needs_consent)
+    ticket = emergencies.open_emergency(
+        site,
+        request_from(form),
+        category=form.category.data,
+        callback_phone=form.callback_phone.data or None,
+        billing_consent=bool(form.billing_consent.data),
+    )
+    return answer(ticket)
+
+
+def request_from(form: RequestForm) -> tickets.Request:
+    """Turn a validated form into the workflow's request."""
+    return tickets.Request(
+        subject=form.subject.data,
+        description=form.description.data,
+        name=form.name.data,
+        email=form.email.data,
+        needed_by=getattr(form, "needed_by", None) and form.needed_by.data,
+        urgency_note=getattr(form, "urgency_note", None) and form.urgency_note.data,
+        page_meta=form.page_details(),
+        screenshots=form.cleaned_screenshots,
+        nonce=form.nonce,
+    )
+
+
+def answer(ticket: Ticket) -> Response:
+    """Render the confirmation: reference, summary, expected timeframe."""
+    return page(
+        "hosted/answer.html",
+        ticket.site,
+        ticket=ticket,
+        expectation=sla.expectation(ticket),
+        status_url="/t/" + tokens.status_token(ticket.id),
+    )
+
+
+@bp.get("/t/<token>")
+def status_page(token: str) -> str:
+    """Show a requester the status of one ticket, no login needed."""
+    try:
+        ticket = db.session.get(Ticket, tokens.read_status_token(token))
+    except tokens.TokenError:
+        ticket = None
+    if ticket is None:
+        abort(404, "This status link is not valid. Please use the link from your e-mail.")
+    return render_template("hosted/status.html", ticket=ticket, expectation=sla.expectation(ticket))

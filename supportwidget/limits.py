@@ -1,0 +1,33 @@
+"""Rate limits on public forms (Flask-Limiter, storage from RATELIMIT_STORAGE_URI)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+limiter = Limiter(key_func=get_remote_address)
+
+
+def _public_form_limit() -> str:
+    return current_app.config["PUBLIC_FORM_RATE_LIMIT"]
+
+
+def _emergency_limit() -> str:
+    return current_app.config["EMERGENCY_RATE_LIMIT"]
+
+
+def _site_key() -> str:
+    return (request.view_args or {}).get("site_key", "")
+
+
+public_form = limiter.limit(_public_form_limit, methods=["POST"])
+# Emergencies page people at night: at most a few per site and per client IP.
+emergency_form = limiter.shared_limit(
+    _emergency_limit, scope="emergency-site", key_func=_site_key, methods=["POST"]
+)
+
+
+def init_app(app: Flask) -> None:
+    """Bind the limiter."""
+    limiter.init_app(app)

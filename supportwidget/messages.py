@@ -1,0 +1,137 @@
+"""Composers: one per event, rendering templates into outbox rows; rows into e-mails."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+from flask import current_app, render_template
+from flask_mail import Message
+
+from . import tokens
+from .models import Notification, Staff, Ticket, db
+from .screenshots import stored_path
+
+
+def public_url(path: str) -> str:
+    """Return an absolute URL on the public service address."""
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def _mail_domain() -> str:
+    return urlparse(current_app.config["PUBLIC_URL"]).hostname or "localhost"
+
+
+def _install_tag() -> str:
+    # Keeps Message-IDs of two installations (or a reset database) apart.
+    return hashlib.sha256(current_app.config["SECRET_KEY"].encode()).hexdigest()[:8]
+
+
+def root_message_id(ticket_id: int) -> str:
+    """Return the ticket's thread root: every e-mail about the ticket references it."""
+    return f"<SUP-{ticket_id}.{_install_tag()}@{_mail_domain()}>"
+
+
+def message_id(row: Notification) -> str:
+    """Return a Message-ID stable per outbox row, so a resend is recognisably the same."""
+    return f"<n{row.id}.SUP-{row.ticket_id}.{_install_tag()}@{_mail_domain()}>"
+
+
+def staff_recipients() -> list[tuple[str, Staff | None]]:
+    """Return every active staff member plus STAFF_NOTIFY_EMAILS, each address once."""
+    seen: dict[str, Staff | None] = {}
+    for member in db.session.scalars(sa.select(Staff).where(Staff.active).order_by(Staff.id)):
+        seen.setdefault(member.email.lower(), member)
+    for address in current_app.config.get("STAFF_NOTIFY_EMAILS") or []:
+        seen.setdefault(address.lower(), None)
+    return list(seen.items())
+
+
+def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
+    """Return what every ticket template may use."""
+    from .sla import expectation
+
+    return {
+        "ticket": ticket,
+        "site": ticket.site,
+        "client": ticket.site.client,
+        "status_url": public_url(f"/t/{tokens.status_token(ticket.id)}"),
+        "ticket_url": public_url(f"/dashboard/tickets/{ticket.reference}"),
+        "emergency_url": public_url(f"/s/{ticket.site.site_key}/emergency"),
+        "expectation": expectation(ticket),
+        "agency": current_app.config["AGENCY_NAME"],
+        "mail_domain": _mail_domain(),
+        **extra,
+    }
+
+
+def email(
+    ticket: Ticket,
+    template: str,
+    recipient: str,
+    purpose: str,
+    staff: Staff | None = None,
+    **extra: Any,
+) -> Notification:
+    """Render templates/email/<template>.{txt,html} into an outbox row (not yet committed)."""
+    context = ticket_context(ticket, recipient=recipient, staff=staff, **extra)
+    subject = render_template(f"email/{template}.subject.txt", **context).strip()
+    row = Notification(
+        ticket=ticket,
+        channel="email",
+        recipient=recipient,
+        staff=staff,
+        purpose=purpose,
+        subject=" ".join(subject.split()),
+        body_text=render_template(f"email/{template}.txt", **context),
+        body_html=render_template(f"email/{template}.html", **context),
+        reply_to=extra.get("reply_to"),
+        with_attachments=bool(extra.get("with_attachments")),
+    )
+    db.session.add(row)
+    return row
+
+
+def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
+    """Render templates/sms/<template>.txt into an SMS outbox row (not yet committed)."""
+    from .sms import sms_text
+
+    text = render_template(f"sms/{template}.txt", **ticket_context(ticket, staff=staff, **extra))
+    row = Notification(
+        ticket=ticket,
+        channel="sms",
+        recipient=staff.phone or "",
+        staff=staff,
+        purpose=purpose,
+        body_text=sms_text(" ".join(text.split())),
+    )
+    db.session.add(row)
+    return row
+
+
+def email_message(row: Notification) -> Message:
+    """Build the e-mail for an outbox row, threaded on its ticket."""
+    msg = Message(
+        subject=row.subject or "",
+        recipients=[row.recipient],
+        body=row.body_text,
+        html=row.body_html,
+        reply_to=row.reply_to,
+    )
+    msg.msgId = message_id(row)
+    if row.ticket_id is not None:
+        root = root_message_id(row.ticket_id)
+        msg.extra_headers = {"References": root, "In-Reply-To": root}
+    if row.with_attachments and row.ticket is not None:
+        folder = current_app.config["UPLOAD_FOLDER"]
+        for att in row.ticket.attachments:
+            msg.attach(
+                att.filename,
+                att.content_type,
+                stored_path(att.sha256, folder).read_bytes(),
+                "inline",
+                headers={"Content-ID": f"<{att.sha256}@{_mail_domain()}>"},
+            )
+    return msg

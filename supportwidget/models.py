@@ -1,0 +1,266 @@
+"""Database models: clients, sites, staff, tickets and the notification outbox."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Store aware datetimes as naive UTC so SQLite and PostgreSQL agree."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        type_annotation_map={datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[str]: sa.JSON}
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_site_key() -> str:
+    """Return a fresh, unguessable public site key."""
+    return secrets.token_urlsafe(18)
+
+
+class SlaPlan(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    hours: Mapped[str] = mapped_column(sa.String(300))
+    holiday_country: Mapped[str | None] = mapped_column(sa.String(12))
+    extra_holidays: Mapped[list[str]] = mapped_column(default=list)
+    first_response_minutes: Mapped[int]
+    resolution_minutes: Mapped[int]
+    emergency_response_minutes: Mapped[int | None]
+
+
+class Client(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    emails: Mapped[list[str]] = mapped_column(default=list)
+    sla_plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sla_plan.id"))
+    sla_start: Mapped[date | None]
+    sla_end: Mapped[date | None]
+    hourly_rate: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 2))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    sla_plan: Mapped[SlaPlan | None] = relationship()
+    sites: Mapped[list[Site]] = relationship(back_populates="client")
+
+    def active_plan(self, on: date) -> SlaPlan | None:
+        """Return the SLA plan in force on a date, or None outside the contract."""
+        if self.sla_plan is None:
+            return None
+        if self.sla_start and on < self.sla_start:
+            return None
+        if self.sla_end and on > self.sla_end:
+            return None
+        return self.sla_plan
+
+
+class Site(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(sa.ForeignKey("client.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    url: Mapped[str] = mapped_column(sa.String(500))
+    site_key: Mapped[str] = mapped_column(sa.String(64), unique=True, default=new_site_key)
+    allowed_origins: Mapped[list[str]] = mapped_column(default=list)
+    label: Mapped[str | None] = mapped_column(sa.String(60))
+    color: Mapped[str | None] = mapped_column(sa.String(20))
+    secret: Mapped[str] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(32))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    client: Mapped[Client] = relationship(back_populates="sites")
+
+
+class Staff(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)
+    on_call: Mapped[bool] = mapped_column(default=False)
+    role: Mapped[str] = mapped_column(sa.String(10), default="agent")
+    password_hash: Mapped[str | None] = mapped_column(sa.String(300))
+    api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    session_version: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def set_password(self, password: str) -> None:
+        """Hash and store a new password."""
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        """Return whether the password matches the stored hash."""
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+
+class Ticket(db.Model):
+    __table_args__ = (sa.Index("ix_ticket_queue", "status", "effective_due_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(10), default="standard")
+    category: Mapped[str | None] = mapped_column(sa.String(10))
+    subject: Mapped[str] = mapped_column(sa.String(150))
+    description: Mapped[str] = mapped_column(sa.Text)
+    requester_name: Mapped[str] = mapped_column(sa.String(120))
+    requester_email: Mapped[str] = mapped_column(sa.String(254))
+    callback_phone: Mapped[str | None] = mapped_column(sa.String(40))
+    needed_by: Mapped[date | None]
+    urgency_note: Mapped[str | None] = mapped_column(sa.String(500))
+    page_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    identity_verified: Mapped[bool] = mapped_column(default=False)
+    billing_consent: Mapped[bool] = mapped_column(default=False)
+    form_nonce: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="new", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sla_plan_name: Mapped[str | None] = mapped_column(sa.String(80))
+    first_response_due: Mapped[datetime | None]
+    resolution_due: Mapped[datetime | None]
+    effective_due_at: Mapped[datetime | None]
+    needed_by_conflict: Mapped[bool] = mapped_column(default=False)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    acknowledged_at: Mapped[datetime | None]
+    page_round: Mapped[int] = mapped_column(default=0)
+    next_page_at: Mapped[datetime | None] = mapped_column(index=True)
+    triage_decision: Mapped[str | None] = mapped_column(sa.String(10))
+    triage_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    site: Mapped[Site] = relationship()
+    acknowledged_by: Mapped[Staff | None] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="ticket")
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id"
+    )
+    notifications: Mapped[list[Notification]] = relationship(
+        back_populates="ticket", order_by="Notification.id"
+    )
+
+    @property
+    def reference(self) -> str:
+        return f"SUP-{self.id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in ("resolved", "closed")
+
+
+class Attachment(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    content_type: Mapped[str] = mapped_column(sa.String(40))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="attachments")
+
+
+class Notification(db.Model):
+    """One outgoing message: the transactional outbox row."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(5))
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    purpose: Mapped[str] = mapped_column(sa.String(40))
+    subject: Mapped[str | None] = mapped_column(sa.String(300))
+    body_text: Mapped[str] = mapped_column(sa.Text)
+    body_html: Mapped[str | None] = mapped_column(sa.Text)
+    reply_to: Mapped[str | None] = mapped_column(sa.String(254))
+    with_attachments: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    delivery_status: Mapped[str | None] = mapped_column(sa.String(20))
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket | None] = relationship(back_populates="notifications")
+    staff: Mapped[Staff | None] = relationship()
+
+
+class TicketEvent(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(30))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+    staff: Mapped[Staff | None] = relationship()
+
+
+class Heartbeat(db.Model):
+    """Last sign of life from each worker, read by /healthz."""
+
+    name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    beat_at: Mapped[datetime]
+
+
+class TimeEntry(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    minutes: Mapped[int]
+    note: Mapped[str | None] = mapped_column(sa.String(500))
+    billable: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    ticket: Mapped[Ticket] = relationship()
+    staff: Mapped[Staff | None] = relationship()
+
+
+class SlaPause(db.Model):
+    """A span while the ticket waited on the client: the resolution clock stops."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class WebhookReceipt(db.Model):
+    """Webhook message ids already handled, so a replay is refused."""
+
+    message_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,0 +1,28 @@
+"""Jobs the worker runs on a schedule: re-drive the outbox, re-page emergencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import outbox
+
+# Functions a queued "call" task may run, by name (e.g. a re-page at a set time).
+CALLS: dict[str, Callable[..., Any]] = {}
+
+
+def every_minute_mail() -> None:
+    """Re-drive e-mail rows that are due or stuck."""
+    outbox.redrive()
+
+
+def every_minute_sms() -> None:
+    """Run the SMS-side periodic jobs registered by the workflows."""
+    for name in ("repage_due",):
+        if name in CALLS:
+            CALLS[name]()
+
+
+def call(name: str, *args: Any) -> Any:
+    """Run a registered function by name."""
+    return CALLS[name](*args)

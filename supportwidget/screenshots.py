@@ -1,0 +1,95 @@
+"""Screenshots: prove an upload is an image, re-encode it, store it by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
+# JPEG stays JPEG (photos); everything else becomes PNG, which is lossless for screenshots.
+OUTPUT = {"JPEG": ("JPEG", "image/jpeg", ".jpg")}
+DEFAULT_OUTPUT = ("PNG", "image/png", ".png")
+
+
+class ScreenshotError(ValueError):
+    """An upload that is not an acceptable image."""
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    filename: str
+    content_type: str
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:
+    """Decode an upload with Pillow and re-encode it without metadata, or raise."""
+    name = os.path.basename(filename or "screenshot")[:100] or "screenshot"
+    if len(raw) > max_bytes:
+        raise ScreenshotError(f"{name} is larger than {max_bytes // (1024 * 1024)} MB.")
+    if not raw:
+        raise ScreenshotError(f"{name} is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:
+                if image.format not in ALLOWED_FORMATS:
+                    raise ScreenshotError(f"{name} is not a PNG, JPEG, WebP or GIF image.")
+                if image.width * image.height > MAX_PIXELS:
+                    raise ScreenshotError(f"{name} has too many pixels (over 40 megapixels).")
+                image.load()
+                return _reencode(image, name)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ScreenshotError(f"{name} has too many pixels (over 40 megapixels).") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ScreenshotError):
+            raise
+        raise ScreenshotError(f"{name} is not a readable PNG, JPEG, WebP or GIF image.") from exc
+
+
+def _reencode(image: Image.Image, name: str) -> Screenshot:
+    fmt, content_type, ext = OUTPUT.get(image.format or "", DEFAULT_OUTPUT)
+    # Only the first frame of an animation is kept: a screenshot is a still.
+    frame = image.convert("RGB" if fmt == "JPEG" else "RGBA")
+    out = io.BytesIO()
+    frame.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {"optimize": False}))
+    data = out.getvalue()
+    stem = Path(name).stem[:90] or "screenshot"
+    return Screenshot(
+        filename=stem + ext,
+        content_type=content_type,
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=frame.width,
+        height=frame.height,
+    )
+
+
+def store(shot: Screenshot, folder: str) -> Path:
+    """Write a screenshot under its content hash (idempotent) and return the path."""
+    path = Path(folder) / shot.sha256[:2] / shot.sha256
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp" + os.urandom(4).hex())
+        tmp.write_bytes(shot.data)
+        os.replace(tmp, path)
+    return path
+
+
+def stored_path(sha256: str, folder: str) -> Path:
+    """Return where a stored screenshot lives."""
+    return Path(folder) / sha256[:2] / sha256

@@ -1,0 +1,98 @@
+"""SLA scheduling: due times from a client's plan, first come first served without one."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .business_time import BusinessCalendar, parse_duration
+from .models import SlaPlan, Ticket, db
+
+FCFS_EXPECTATION = (
+    "We usually get to requests within a few hours to a couple of days, depending on how "
+    "complex they are and on having all the information we need. Requests from clients "
+    "without a support plan are handled first come, first served."
+)
+OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
+
+
+def calendar_for(plan: SlaPlan | None) -> BusinessCalendar:
+    """Return the business calendar of a plan, or the agency's default hours."""
+    if plan is None:
+        cfg = current_app.config
+        return BusinessCalendar(
+            cfg.get("DEFAULT_TIMEZONE", "UTC"),
+            cfg.get("DEFAULT_HOURS", "mon-fri 09:00-17:30"),
+            cfg.get("DEFAULT_HOLIDAYS"),
+        )
+    extra = [date.fromisoformat(d) for d in plan.extra_holidays or []]
+    return BusinessCalendar(plan.timezone, plan.hours, plan.holiday_country, extra)
+
+
+def schedule_new(ticket: Ticket, now: datetime) -> None:
+    """Set the due times of a new standard request from its client's contract."""
+    plan = ticket.site.client.active_plan(now.date())
+    calendar = calendar_for(plan)
+    if plan is None:
+        target = parse_duration(current_app.config.get("DEFAULT_TARGET", "16h"))
+        ticket.effective_due_at = calendar.add(now, target)
+        ticket.needed_by_conflict = ticket.needed_by is not None
+        return
+    ticket.sla_plan_name = plan.name
+    ticket.first_response_due = calendar.add(now, timedelta(minutes=plan.first_response_minutes))
+    ticket.resolution_due = calendar.add(now, timedelta(minutes=plan.resolution_minutes))
+    ticket.effective_due_at = ticket.first_response_due
+    if ticket.needed_by is not None:
+        needed = datetime.combine(ticket.needed_by, time(23, 59), ZoneInfo(plan.timezone))
+        ticket.needed_by_conflict = needed < ticket.resolution_due
+
+
+def queue_position(ticket: Ticket) -> int | None:
+    """Return the ticket's place among open requests of clients without an SLA."""
+    if ticket.kind != "standard" or ticket.sla_plan_name is not None or not ticket.is_open:
+        return None
+    return db.session.scalar(
+        sa.select(sa.func.count(Ticket.id)).where(
+            Ticket.kind == "standard",
+            Ticket.sla_plan_name.is_(None),
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.id <= ticket.id,
+        )
+    )
+
+
+def format_due(moment: datetime, timezone: str) -> str:
+    """Return a due time as people read it: 'Tue 1 Dec, 13:00'."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+
+
+def expectation(ticket: Ticket) -> str:
+    """Tell the requester when to expect work on a ticket."""
+    if ticket.kind == "emergency":
+        return "Our on-call team is being paged now and will contact you as soon as possible."
+    if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
+        plan = db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == ticket.sla_plan_name))
+        tz = plan.timezone if plan else "UTC"
+        text = (
+            f"First response by {format_due(ticket.first_response_due, tz)} and resolution "
+            f"by {format_due(ticket.resolution_due, tz)} ({tz}) — your {ticket.sla_plan_name} plan."
+        )
+    else:
+        position = queue_position(ticket)
+        place = f" You are number {position} in the queue." if position else ""
+        text = FCFS_EXPECTATION + place
+    if ticket.needed_by_conflict:
+        text += (
+            f" You need this by {ticket.needed_by:%a %d %b %Y}: we will do our best to "
+            "accommodate that date."
+        )
+    return text
+
+
+def utc(moment: datetime) -> datetime:
+    """Return a datetime in UTC."""
+    return moment.astimezone(UTC)

@@ -1,0 +1,124 @@
+"""Ticket workflows: every change to a ticket goes through a function here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from . import messages, outbox, sla
+from .models import Attachment, Notification, Site, Ticket, TicketEvent, db, utcnow
+from .screenshots import Screenshot, store
+
+
+@dataclass
+class Request:
+    """What a requester sent, already validated by a form, the API or mail-in."""
+
+    subject: str
+    description: str
+    name: str
+    email: str
+    needed_by: date | None = None
+    urgency_note: str | None = None
+    page_meta: dict[str, Any] = field(default_factory=dict)
+    screenshots: list[Screenshot] = field(default_factory=list)
+    nonce: str | None = None
+    identity_verified: bool = False
+
+
+def find_by_nonce(nonce: str | None) -> Ticket | None:
+    """Return the ticket already made from this form token, if any."""
+    if not nonce:
+        return None
+    return db.session.scalar(sa.select(Ticket).where(Ticket.form_nonce == nonce))
+
+
+def find_by_reference(reference: str) -> Ticket | None:
+    """Return the ticket for 'SUP-12' (any case), or None."""
+    number = reference.upper().removeprefix("SUP-")
+    return db.session.get(Ticket, int(number)) if number.isdigit() else None
+
+
+def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:
+    """Add a ticket with its attachments and 'created' event to the session."""
+    folder = current_app.config["UPLOAD_FOLDER"]
+    ticket = Ticket(
+        site=site,
+        subject=request.subject.strip(),
+        description=request.description.strip(),
+        requester_name=request.name.strip(),
+        requester_email=request.email.strip(),
+        needed_by=request.needed_by,
+        urgency_note=(request.urgency_note or "").strip() or None,
+        page_meta=request.page_meta,
+        form_nonce=request.nonce,
+        identity_verified=request.identity_verified,
+        created_at=utcnow(),
+        **fields,
+    )
+    db.session.add(ticket)
+    for shot in request.screenshots:
+        store(shot, folder)
+        ticket.attachments.append(
+            Attachment(
+                filename=shot.filename,
+                content_type=shot.content_type,
+                sha256=shot.sha256,
+                size=shot.size,
+                width=shot.width,
+                height=shot.height,
+            )
+        )
+    ticket.events.append(TicketEvent(kind="created", detail={"kind": ticket.kind}))
+    return ticket
+
+
+def commit_once(ticket: Ticket, nonce: str | None) -> tuple[Ticket, bool]:
+    """Commit a new ticket; if the same form token won a race, return that ticket instead."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_by_nonce(nonce)
+        if existing is None:
+            raise
+        return existing, False
+    return ticket, True
+
+
+def open_standard_request(site: Site, request: Request) -> Ticket:
+    """File a standard request and queue its e-mails, all in one transaction."""
+    existing = find_by_nonce(request.nonce)
+    if existing is not None:
+        return existing
+    ticket = new_ticket(site, request, kind="standard")
+    db.session.flush()
+    sla.schedule_new(ticket, ticket.created_at)
+    rows = notify_new_request(ticket)
+    ticket, created = commit_once(ticket, request.nonce)
+    if created:
+        outbox.schedule(rows)
+    return ticket
+
+
+def notify_new_request(ticket: Ticket) -> list[Notification]:
+    """Queue the staff e-mails and the requester's confirmation for a new request."""
+    rows = [
+        messages.email(
+            ticket,
+            "staff_new_ticket",
+            address,
+            "staff-new",
+            staff=member,
+            reply_to=ticket.requester_email,
+            with_attachments=True,
+        )
+        for address, member in messages.staff_recipients()
+    ]
+    rows.append(messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm"))
+    return rows

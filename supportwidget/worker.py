@@ -1,0 +1,184 @@
+"""The notification worker: Huey queues for mail and SMS, periodic re-drive, heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+from flask import Flask, current_app
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from .models import Heartbeat, db, utcnow
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 15
+
+
+@dataclass
+class Queues:
+    """One queue per channel, so an SMS never waits behind a slow SMTP server."""
+
+    mail: Huey
+    sms: Huey
+    tasks: dict[str, Any] = field(default_factory=dict)
+
+
+def make_huey(name: str, url: str, immediate: bool = False) -> Huey:
+    """Return a Huey instance for a QUEUE_URL (sqlite:///, redis://, postgresql://, memory://)."""
+    scheme = urlparse(url).scheme
+    if scheme == "memory" or immediate:
+        return MemoryHuey(name, results=False, immediate=immediate)
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        return SqliteHuey(name, filename=path, results=False, timeout=10)
+    if scheme in ("redis", "rediss"):
+        return RedisHuey(name, url=url, results=False, socket_timeout=10)
+    if scheme in ("postgresql", "postgres"):
+        from huey.contrib.sql_huey import SqlHuey
+        from playhouse.psycopg3_ext import Psycopg3Database
+
+        parsed = urlparse(url)
+        database = Psycopg3Database(
+            parsed.path.lstrip("/"),
+            host=parsed.hostname,
+            port=parsed.port or 5432,
+            user=parsed.username,
+            password=parsed.password,
+            connect_timeout=10,
+        )
+        return SqlHuey(name, database=database, results=False)
+    raise click.UsageError(f"QUEUE_URL scheme {scheme!r} is not supported")
+
+
+def _in_app(app: Flask, fn: Any) -> Any:
+    """Wrap a task body so it runs inside an application context."""
+
+    def run(*args: Any) -> Any:
+        with app.app_context():
+            try:
+                return fn(*args)
+            finally:
+                db.session.remove()
+
+    run.__name__ = fn.__name__
+    return run
+
+
+def _register(app: Flask, queues: Queues) -> None:
+    from . import outbox, periodic
+
+    for channel, huey in (("email", queues.mail), ("sms", queues.sms)):
+        queues.tasks[channel] = huey.task(name="deliver")(_in_app(app, outbox.deliver))
+    queues.tasks["sms-periodic"] = queues.sms.periodic_task(crontab(), name="sms-periodic")(
+        _in_app(app, periodic.every_minute_sms)
+    )
+    queues.tasks["mail-periodic"] = queues.mail.periodic_task(crontab(), name="mail-periodic")(
+        _in_app(app, periodic.every_minute_mail)
+    )
+    queues.tasks["call"] = queues.sms.task(name="call")(_in_app(app, periodic.call))
+
+
+def queues() -> Queues:
+    """Return the current app's queues."""
+    return current_app.extensions["supportwidget-queues"]
+
+
+def enqueue_delivery(notification_id: int, channel: str, at: datetime | None = None) -> None:
+    """Queue the delivery of one notification, now or at a time."""
+    task = queues().tasks[channel]
+    if at is not None and at > utcnow():
+        task.schedule((notification_id,), eta=at)
+    else:
+        task(notification_id)
+
+
+def enqueue_call(name: str, *args: Any, at: datetime | None = None) -> None:
+    """Queue a named periodic-module function on the SMS queue (e.g. a re-page at a time)."""
+    task = queues().tasks["call"]
+    if at is not None and at > utcnow():
+        task.schedule((name, *args), eta=at)
+    else:
+        task(name, *args)
+
+
+def beat(name: str) -> None:
+    """Record that this worker is alive."""
+    row = db.session.get(Heartbeat, name) or Heartbeat(name=name, beat_at=utcnow())
+    row.beat_at = utcnow()
+    db.session.add(row)
+    db.session.commit()
+
+
+class Workers:
+    """Consumers for both queues plus a heartbeat, run inside any process."""
+
+    def __init__(self, app: Flask, mail_threads: int = 2, sms_threads: int = 8) -> None:
+        q: Queues = app.extensions["supportwidget-queues"]
+        self.app = app
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.consumers = [
+            Consumer(q.mail, workers=mail_threads, periodic=True),
+            Consumer(q.sms, workers=sms_threads, periodic=True, initial_delay=0.05, max_delay=0.5),
+        ]
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        """Start scheduler and worker threads without touching signal handlers."""
+        for consumer in self.consumers:
+            consumer.scheduler.start()
+            for _, thread in consumer.worker_threads:
+                thread.start()
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+        log.info("worker %s started", self.name)
+
+    def stop(self) -> None:
+        """Stop all consumers, letting running sends finish."""
+        self.stopped.set()
+        for consumer in self.consumers:
+            consumer.stop(graceful=True)
+
+    def _heartbeat(self) -> None:
+        while not self.stopped.is_set():
+            with self.app.app_context():
+                try:
+                    beat(self.name)
+                except Exception:  # noqa: BLE001 - a database blip must not kill the beat
+                    log.exception("heartbeat failed")
+                finally:
+                    db.session.remove()
+            self.stopped.wait(HEARTBEAT_SECONDS)
+
+
+@click.command("worker")
+def worker_command() -> None:
+    """Run the notification worker alone (scale-out)."""
+    workers = Workers(current_app._get_current_object())  # type: ignore[attr-defined]
+    workers.start()
+    click.echo(f"Worker {workers.name} running; Ctrl-C to stop.")
+    try:
+        workers.stopped.wait()
+    except KeyboardInterrupt:
+        click.echo("Stopping worker…")
+    finally:
+        workers.stop()
+
+
+def init_app(app: Flask) -> None:
+    """Create the queues from QUEUE_URL and register the worker command."""
+    url = app.config["QUEUE_URL"]
+    immediate = bool(app.config.get("QUEUE_IMMEDIATE"))
+    q = Queues(
+        mail=make_huey("supportwidget-mail", url, immediate),
+        sms=make_huey("supportwidget-sms", url, immediate),
+    )
+    _register(app, q)
+    app.extensions["supportwidget-queues"] = q
+    app.cli.add_command(worker_command)

@@ -1,0 +1,121 @@
+"""Shared fixtures: an app on SQLite and on PostgreSQL, a real SMTP server, seeded data."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from supportwidget import create_app
+from supportwidget.database import init_schema
+from supportwidget.models import Client, Site, Staff, db
+
+pytest_plugins = ["smtp_fixtures", "vonage_standin"]
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _reset_postgresql(url: str) -> None:
+    """Give each test an empty schema on the shared PostgreSQL database."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Yield a fresh database URL: SQLite always; PostgreSQL when TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    if not PG_URL:
+        pytest.skip("PostgreSQL run skipped: set TEST_DATABASE_URL (CI does) to run it")
+    _reset_postgresql(PG_URL)
+    return PG_URL
+
+
+def make_app(database_url: str, tmp_path: Path, **overrides: Any) -> Flask:
+    """Create an app on its own instance folder and database, schema migrated."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+        "QUEUE_URL": "memory://",
+        "QUEUE_IMMEDIATE": True,
+        "RATELIMIT_ENABLED": False,
+        "PUBLIC_URL": "http://support.test",
+        "MAIL_DEFAULT_SENDER": "Support desk <support@agency.test>",
+        "STAFF_NOTIFY_EMAILS": ["inbox@agency.test"],
+        **overrides,
+    }
+    app = create_app(config)
+    with app.app_context():
+        init_schema()
+    return app
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, smtp_server: Any) -> Iterator[Flask]:
+    """Yield an app that mails through a real SMTP server and runs tasks immediately."""
+    app = make_app(database_url, tmp_path, **smtp_server.config())
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def site(app: Flask) -> Site:
+    """Seed a client without an SLA, one site and two staff members."""
+    acme = Client(name="Acme Shop", emails=["owner@acme.test"])
+    site = Site(client=acme, name="acme.test", url="https://acme.test",
+                allowed_origins=["https://acme.test"])
+    db.session.add_all([
+        acme,
+        site,
+        Staff(name="Alice", email="alice@agency.test", phone="+447700900001", on_call=True,
+              role="admin"),
+        Staff(name="Bob", email="bob@agency.test", phone="+447700900002", on_call=True),
+    ])
+    db.session.commit()
+    return site
+
+
+def form_token(client: FlaskClient, path: str) -> str:
+    """Load a hosted form and return its form token."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="form_token" type="hidden" value="([^"]+)"', page)
+    assert match, "form token not found on the page"
+    return match.group(1)
+
+
+def standard_fields(**overrides: Any) -> dict[str, Any]:
+    """Return a valid standard request."""
+    return {
+        "subject": "Contact form sends no e-mail",
+        "description": "Since yesterday the contact form on /contact shows success but nothing arrives.",
+        "name": "Jane Owner",
+        "email": "jane@example.com",
+        **overrides,
+    }
