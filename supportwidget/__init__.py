@@ -77,7 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("MAX_CONTENT_LENGTH", 6 * app.config["MAX_SCREENSHOT_BYTES"] + 2**20)
     os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
 
-    from . import cli, database, demo, errors, health, hosted, limits, mail, sms, worker
+    from . import cli, database, demo, errors, health, hosted, limits, mail, sms, webhooks, worker
 
     database.init_app(app)
     mail.mail.init_app(app)
@@ -89,4 +89,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(hosted.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
+    app.register_blueprint(webhooks.bp)
     return app

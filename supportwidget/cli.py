@@ -14,8 +14,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from .business_time import BusinessCalendar, format_hours, parse_duration, parse_hours
-from .models import Client, Site, SlaPlan, Staff, db
 from .messages import public_url
+from .models import Client, Site, SlaPlan, Staff, db
 
 client_cli = AppGroup("client", help="Manage client accounts.")
 site_cli = AppGroup("site", help="Manage client websites.")
@@ -58,8 +58,14 @@ def parse_date(value: str | None, option: str) -> date | None:
 @click.option("--sla-start", help="Contract start date (YYYY-MM-DD).")
 @click.option("--sla-end", help="Contract end date (YYYY-MM-DD).")
 @click.option("--hourly-rate", help="Emergency hourly rate for work outside an SLA.")
-def client_add(name: str, emails: tuple[str, ...], plan_name: str | None,
-               sla_start: str | None, sla_end: str | None, hourly_rate: str | None) -> None:
+def client_add(
+    name: str,
+    emails: tuple[str, ...],
+    plan_name: str | None,
+    sla_start: str | None,
+    sla_end: str | None,
+    hourly_rate: str | None,
+) -> None:
     """Register a client."""
     if db.session.scalar(sa.select(Client).where(Client.name == name)):
         fail(f"A client named {name!r} already exists.")
@@ -89,8 +95,9 @@ def set_contract(client: Client, plan_name: str | None, start: str | None, end: 
 @click.option("--sla", "plan_name", help="SLA plan name; leave out to remove the SLA.")
 @click.option("--sla-start")
 @click.option("--sla-end")
-def client_contract(name: str, plan_name: str | None, sla_start: str | None,
-                    sla_end: str | None) -> None:
+def client_contract(
+    name: str, plan_name: str | None, sla_start: str | None, sla_end: str | None
+) -> None:
     """Change a client's SLA contract."""
     client = find_client(name)
     set_contract(client, plan_name, sla_start, sla_end)
@@ -101,8 +108,7 @@ def client_contract(name: str, plan_name: str | None, sla_start: str | None,
 def embed_snippet(site: Site) -> str:
     """Return the one-line embed for a site."""
     return (
-        f'<script src="{public_url("/widget.js")}" data-site-key="{site.site_key}" '
-        "async></script>"
+        f'<script src="{public_url("/widget.js")}" data-site-key="{site.site_key}" async></script>'
     )
 
 
@@ -122,8 +128,7 @@ def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | N
     """Register a client site and print its embed snippet."""
     client = find_client(client_name)
     allowed = sorted({origin_of(url), *(origin_of(o) for o in origins)})
-    site = Site(client=client, url=url, name=name or urlparse(url).netloc,
-                allowed_origins=allowed)
+    site = Site(client=client, url=url, name=name or urlparse(url).netloc, allowed_origins=allowed)
     db.session.add(site)
     db.session.commit()
     click.echo(f"Site {site.name} added for {client.name}. Site key: {site.site_key}")
@@ -139,25 +144,29 @@ def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | N
 @click.option("--on-call", is_flag=True)
 @click.option("--admin", is_flag=True)
 @click.option("--password")
-def staff_add(name: str, email: str, phone: str | None, on_call: bool, admin: bool,
-              password: str | None) -> None:
+def staff_add(
+    name: str, email: str, phone: str | None, on_call: bool, admin: bool, password: str | None
+) -> None:
     """Add a staff member."""
     email = email.strip().lower()
     if db.session.scalar(sa.select(Staff).where(Staff.email == email)):
         fail(f"A staff member with e-mail {email!r} already exists.")
-    if phone is not None and not (phone.startswith("+") and phone[1:].isdigit()
-                                  and 8 <= len(phone) <= 16):
+    if phone is not None and not (
+        phone.startswith("+") and phone[1:].isdigit() and 8 <= len(phone) <= 16
+    ):
         fail(f"--phone must be in E.164 form like +447700900123, not {phone!r}.")
     if phone and db.session.scalar(sa.select(Staff).where(Staff.phone == phone)):
         fail(f"Another staff member already has phone {phone}.")
-    member = Staff(name=name, email=email, phone=phone, on_call=on_call,
-                   role="admin" if admin else "agent")
+    member = Staff(
+        name=name, email=email, phone=phone, on_call=on_call, role="admin" if admin else "agent"
+    )
     if password:
         member.set_password(password)
     db.session.add(member)
     db.session.commit()
-    click.echo(f"Staff member {name} <{email}> added as {member.role}"
-               f"{', on call' if on_call else ''}.")
+    click.echo(
+        f"Staff member {name} <{email}> added as {member.role}{', on call' if on_call else ''}."
+    )
 
 
 def find_staff(email: str) -> Staff:
@@ -205,8 +214,16 @@ def staff_password(email: str, password: str) -> None:
 @click.option("--first-response", required=True, help="Business time, e.g. 4h.")
 @click.option("--resolution", required=True, help="Business time, e.g. 16h.")
 @click.option("--emergency-response", help="e.g. 30m.")
-def sla_add(name: str, timezone: str, hours: str, country: str | None, extra: tuple[str, ...],
-            first_response: str, resolution: str, emergency_response: str | None) -> None:
+def sla_add(
+    name: str,
+    timezone: str,
+    hours: str,
+    country: str | None,
+    extra: tuple[str, ...],
+    first_response: str,
+    resolution: str,
+    emergency_response: str | None,
+) -> None:
     """Create an SLA plan."""
     if db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == name)):
         fail(f"An SLA plan named {name!r} already exists.")
@@ -214,14 +231,22 @@ def sla_add(name: str, timezone: str, hours: str, country: str | None, extra: tu
     try:
         weekly = parse_hours(hours)
         BusinessCalendar(timezone, weekly, country, dates)
-        minutes = [int(parse_duration(d).total_seconds() // 60) if d else None
-                   for d in (first_response, resolution, emergency_response)]
+        minutes = [
+            int(parse_duration(d).total_seconds() // 60) if d else None
+            for d in (first_response, resolution, emergency_response)
+        ]
     except ValueError as exc:
         fail(str(exc))
-    plan = SlaPlan(name=name, timezone=timezone, hours=format_hours(weekly),
-                   holiday_country=country, extra_holidays=[d.isoformat() for d in dates],
-                   first_response_minutes=minutes[0], resolution_minutes=minutes[1],
-                   emergency_response_minutes=minutes[2])
+    plan = SlaPlan(
+        name=name,
+        timezone=timezone,
+        hours=format_hours(weekly),
+        holiday_country=country,
+        extra_holidays=[d.isoformat() for d in dates],
+        first_response_minutes=minutes[0],
+        resolution_minutes=minutes[1],
+        emergency_response_minutes=minutes[2],
+    )
     db.session.add(plan)
     db.session.commit()
     click.echo(f"SLA plan {name!r} added: {plan.hours} ({timezone}).")

@@ -13,9 +13,11 @@ from .database import init_schema
 from .models import Client, Site, SlaPlan, Staff, db
 
 bp = Blueprint("demo", __name__)
-EXAMPLE_PAGE = Path(__file__).resolve().parent.parent / "examples" / "html" / "client-dashboard.html"
+EXAMPLE_PAGE = (
+    Path(__file__).resolve().parent.parent / "examples" / "html" / "client-dashboard.html"
+)
 DEMO_SITE = "acme.test (demo)"
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - printed by `demo` on purpose
 
 
 def demo_site() -> Site | None:
@@ -27,22 +29,49 @@ def seed(port: int) -> Site:
     site = demo_site()
     if site is not None:
         return site
-    gold = SlaPlan(name="Gold", timezone="Europe/London", hours="mon-fri 09:00-17:30",
-                   holiday_country="GB", first_response_minutes=240, resolution_minutes=960,
-                   emergency_response_minutes=30)
+    gold = SlaPlan(
+        name="Gold",
+        timezone="Europe/London",
+        hours="mon-fri 09:00-17:30",
+        holiday_country="GB",
+        first_response_minutes=240,
+        resolution_minutes=960,
+        emergency_response_minutes=30,
+    )
     acme = Client(name="Acme Shop", emails=["owner@acme.test"], sla_plan=gold)
     bistro = Client(name="Bistro Uno", emails=["hello@bistro.test"], hourly_rate=Decimal("120"))
     origins = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
-    site = Site(client=acme, name=DEMO_SITE, url=f"http://localhost:{port}",
-                allowed_origins=origins)
-    db.session.add_all([gold, acme, bistro, site,
-                        Site(client=bistro, name="bistro.test (demo)",
-                             url="http://bistro.test", allowed_origins=origins)])
-    admin = Staff(name="Alice Admin", email="alice@agency.test", role="admin", on_call=True,
-                  phone="+447700900001")
+    site = Site(
+        client=acme, name=DEMO_SITE, url=f"http://localhost:{port}", allowed_origins=origins
+    )
+    db.session.add_all(
+        [
+            gold,
+            acme,
+            bistro,
+            site,
+            Site(
+                client=bistro,
+                name="bistro.test (demo)",
+                url="http://bistro.test",
+                allowed_origins=origins,
+            ),
+        ]
+    )
+    admin = Staff(
+        name="Alice Admin",
+        email="alice@agency.test",
+        role="admin",
+        on_call=True,
+        phone="+447700900001",
+    )
     admin.set_password(DEMO_PASSWORD)
-    db.session.add_all([admin, Staff(name="Bob Agent", email="bob@agency.test", on_call=True,
-                                     phone="+447700900002")])
+    db.session.add_all(
+        [
+            admin,
+            Staff(name="Bob Agent", email="bob@agency.test", on_call=True, phone="+447700900002"),
+        ]
+    )
     db.session.commit()
     return site
 
@@ -58,8 +87,9 @@ def demo_command(port: int) -> None:
     click.echo(f"  (the widget is served from http://127.0.0.1:{port}, another origin)")
     click.echo(f"Hosted form: http://127.0.0.1:{port}/s/{site.site_key}")
     click.echo(f"Emergency form: http://127.0.0.1:{port}/s/{site.site_key}/emergency")
-    click.echo(f"Staff dashboard: http://127.0.0.1:{port}/dashboard/ "
-               f"(alice@agency.test / {DEMO_PASSWORD})")
+    click.echo(
+        f"Staff dashboard: http://127.0.0.1:{port}/dashboard/ (alice@agency.test / {DEMO_PASSWORD})"
+    )
     click.echo(f"E-mails are written to {Path(current_app.instance_path) / 'mail'}")
 
 
@@ -70,7 +100,9 @@ def demo_page() -> Response:
     if site is None or not EXAMPLE_PAGE.exists():
         abort(404, "No demo here. Run `flask --app supportwidget demo` first.")
     port = site.url.rsplit(":", 1)[-1]
-    html = (EXAMPLE_PAGE.read_text()
-            .replace("https://support.example-agency.com", f"http://127.0.0.1:{port}")
-            .replace("YOUR-SITE-KEY", site.site_key))
+    html = (
+        EXAMPLE_PAGE.read_text()
+        .replace("https://support.example-agency.com", f"http://127.0.0.1:{port}")
+        .replace("YOUR-SITE-KEY", site.site_key)
+    )
     return Response(html, mimetype="text/html")

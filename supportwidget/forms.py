@@ -19,6 +19,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.csrf.core import CSRF
+from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from . import tokens
@@ -28,9 +29,9 @@ from .screenshots import Screenshot, ScreenshotError, clean_screenshot
 MAX_SCREENSHOTS = 5
 MAX_PAGE_META = 8192
 CATEGORIES = [
-    ("offline", "Website offline / down"),
-    ("hacked", "Website seems hacked"),
-    ("broken", "Main website functionality not working"),
+    SelectChoice("offline", "Website offline / down"),
+    SelectChoice("hacked", "Website seems hacked"),
+    SelectChoice("broken", "Main website functionality not working"),
 ]
 
 
@@ -132,9 +133,7 @@ class RequestForm(FlaskForm):
 
 class StandardRequestForm(RequestForm):
     needed_by = DateField("Needed by (optional)", validators=[Optional(), not_in_the_past])
-    urgency_note = StringField(
-        "Why by then? (optional)", validators=[Optional(), Length(max=500)]
-    )
+    urgency_note = StringField("Why by then? (optional)", validators=[Optional(), Length(max=500)])
 
 
 class EmergencyForm(RequestForm):
@@ -143,7 +142,9 @@ class EmergencyForm(RequestForm):
         choices=CATEGORIES,
         validators=[DataRequired("Please choose what is happening.")],
     )
-    callback_phone = StringField("Call-back phone (optional)", validators=[Optional(), Length(max=40)])
+    callback_phone = StringField(
+        "Call-back phone (optional)", validators=[Optional(), Length(max=40)]
+    )
     billing_consent = BooleanField("I understand and agree")
 
     def __init__(self, site_key: str, needs_consent: bool, **kwargs: Any) -> None:

@@ -6,7 +6,15 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+)
 
 from . import emergencies, limits, sla, tickets, tokens
 from .forms import EmergencyForm, RequestForm, StandardRequestForm
@@ -46,8 +54,12 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
         "embedded": embedded,
     }
     html = render_template(
-        template, site=site, client=site.client, embedded=embedded,
-        widget_config=json.dumps(config), **context,
+        template,
+        site=site,
+        client=site.client,
+        embedded=embedded,
+        widget_config=json.dumps(config),
+        **context,
     )
     return framed(Response(html, status=status), site)
 
@@ -89,8 +101,9 @@ def emergency_form(site_key: str) -> Response:
         return page("hosted/emergency.html", site, form=form, needs_consent=needs_consent)
     if not form.validate():
         status = 400 if form.form_token.errors else 422
-        return page("hosted/emergency.html", site, status=status, form=form,
-                    needs_consent=needs_consent)
+        return page(
+            "hosted/emergency.html", site, status=status, form=form, needs_consent=needs_consent
+        )
     ticket = emergencies.open_emergency(
         site,
         request_from(form),

@@ -95,17 +95,25 @@ def email(
 
 
 def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
-    """Render templates/sms/<template>.txt into an SMS outbox row (not yet committed)."""
-    from .sms import sms_text
+    """Render templates/sms/<template>.txt into an SMS outbox row, shortening the subject to fit."""
+    from .sms import gsm_length, sms_text
 
-    text = render_template(f"sms/{template}.txt", **ticket_context(ticket, staff=staff, **extra))
+    def render(subject: str) -> str:
+        context = ticket_context(ticket, staff=staff, subject=subject, **extra)
+        return " ".join(render_template(f"sms/{template}.txt", **context).split())
+
+    subject = " ".join(ticket.subject.split())
+    text = render(subject)
+    overflow = gsm_length(text) - 160
+    if overflow > 0:
+        text = render(subject[: max(len(subject) - overflow - 3, 0)].rstrip() + "...")
     row = Notification(
         ticket=ticket,
         channel="sms",
         recipient=staff.phone or "",
         staff=staff,
         purpose=purpose,
-        body_text=sms_text(" ".join(text.split())),
+        body_text=sms_text(text),
     )
     db.session.add(row)
     return row

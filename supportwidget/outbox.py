@@ -82,7 +82,9 @@ def _record(row: Notification, outcome: str, detail: str | None) -> None:
         row.next_attempt_at = now + backoff(row.attempts)
     else:
         row.status, row.last_error = "failed", detail
-    follow_ups = [new for hook in failure_hooks for new in hook(row)] if row.status == "failed" else []
+    follow_ups = (
+        [new for hook in failure_hooks for new in hook(row)] if row.status == "failed" else []
+    )
     db.session.commit()
     schedule(follow_ups)
     if row.status == "pending":

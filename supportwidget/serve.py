@@ -19,17 +19,27 @@ from .worker import Workers
 @click.option("--no-worker", is_flag=True, help="Run the web server only (workers run elsewhere).")
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web server (waitress) and, unless --no-worker, the worker."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     init_schema()
     workers = None if no_worker else Workers(app)
     if workers:
         workers.start()
-    click.echo(f"supportwidget listening on http://{host}:{port}/ "
-               f"({'with' if workers else 'without'} worker)")
+    click.echo(
+        f"supportwidget listening on http://{host}:{port}/ "
+        f"({'with' if workers else 'without'} worker)"
+    )
     try:
-        serve(app, host=host, port=port, threads=threads, channel_timeout=30,
-              clear_untrusted_proxy_headers=True)
+        serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            channel_timeout=30,
+            clear_untrusted_proxy_headers=True,
+        )
     finally:
         if workers:
             workers.stop()

@@ -89,15 +89,26 @@ def runner(app: Flask) -> FlaskCliRunner:
 def site(app: Flask) -> Site:
     """Seed a client without an SLA, one site and two staff members."""
     acme = Client(name="Acme Shop", emails=["owner@acme.test"])
-    site = Site(client=acme, name="acme.test", url="https://acme.test",
-                allowed_origins=["https://acme.test"])
-    db.session.add_all([
-        acme,
-        site,
-        Staff(name="Alice", email="alice@agency.test", phone="+447700900001", on_call=True,
-              role="admin"),
-        Staff(name="Bob", email="bob@agency.test", phone="+447700900002", on_call=True),
-    ])
+    site = Site(
+        client=acme,
+        name="acme.test",
+        url="https://acme.test",
+        allowed_origins=["https://acme.test"],
+    )
+    db.session.add_all(
+        [
+            acme,
+            site,
+            Staff(
+                name="Alice",
+                email="alice@agency.test",
+                phone="+447700900001",
+                on_call=True,
+                role="admin",
+            ),
+            Staff(name="Bob", email="bob@agency.test", phone="+447700900002", on_call=True),
+        ]
+    )
     db.session.commit()
     return site
 
@@ -114,7 +125,7 @@ def standard_fields(**overrides: Any) -> dict[str, Any]:
     """Return a valid standard request."""
     return {
         "subject": "Contact form sends no e-mail",
-        "description": "Since yesterday the contact form on /contact shows success but nothing arrives.",
+        "description": "Since yesterday the contact form says sent, but nothing arrives.",
         "name": "Jane Owner",
         "email": "jane@example.com",
         **overrides,

@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from conftest import form_token, standard_fields
 from supportwidget.models import Attachment, Notification, Ticket, db
+
+from conftest import form_token, standard_fields
 
 
 def png_bytes(size: tuple[int, int] = (40, 30), **info: str) -> bytes:
@@ -58,8 +59,12 @@ def test_submission_shows_reference_and_sends_mail(client, site, smtp_server):
 
     mails = smtp_server.wait_for(4)
     by_rcpt = {m["To"]: m for m in mails}
-    assert set(by_rcpt) == {"alice@agency.test", "bob@agency.test", "inbox@agency.test",
-                            "jane@example.com"}
+    assert set(by_rcpt) == {
+        "alice@agency.test",
+        "bob@agency.test",
+        "inbox@agency.test",
+        "jane@example.com",
+    }
     staff_mail = by_rcpt["alice@agency.test"]
     assert staff_mail["Subject"] == (
         f"[{reference}] Contact form sends no e-mail — Acme Shop / acme.test"
@@ -93,8 +98,10 @@ def test_same_token_posted_twice_gives_the_same_ticket(client, site, smtp_server
         ({"description": "too short"}, "Field must be between 10 and 20000 characters long."),
         ({"email": "not-an-address"}, "Please give a valid e-mail address."),
         ({"name": ""}, "Please give your name."),
-        ({"needed_by": (date.today() - timedelta(days=3)).isoformat()},
-         "The date can&#39;t be in the past."),
+        (
+            {"needed_by": (date.today() - timedelta(days=3)).isoformat()},
+            "The date can&#39;t be in the past.",
+        ),
         ({"page_meta": "[1, 2"}, "Page details are not valid JSON."),
     ],
 )
@@ -156,7 +163,7 @@ def test_metadata_and_trailing_bytes_are_stripped(app, client, site):
     payload = out.getvalue() + b"<script>hidden</script>"
     assert submit(client, site, files=[(io.BytesIO(payload), "p.jpg")]).status_code == 200
     att = db.session.scalar(sa.select(Attachment))
-    stored = (app.config["UPLOAD_FOLDER"] + f"/{att.sha256[:2]}/{att.sha256}")
+    stored = app.config["UPLOAD_FOLDER"] + f"/{att.sha256[:2]}/{att.sha256}"
     data = open(stored, "rb").read()
     assert b"SecretCam" not in data and b"<script>" not in data
     assert Image.open(io.BytesIO(data)).getexif().get(0x010F) is None
@@ -234,7 +241,9 @@ def test_smtp_down_then_up_delivers_each_mail_exactly_once(app, client, site, sm
     assert {r.status for r in db.session.scalars(sa.select(Notification))} == {"sent"}
 
 
-def test_worker_killed_mid_send_is_redriven_with_the_same_message_id(app, client, site, smtp_server):
+def test_worker_killed_mid_send_is_redriven_with_the_same_message_id(
+    app, client, site, smtp_server
+):
     from supportwidget import outbox
     from supportwidget.models import utcnow
 

@@ -1,0 +1,263 @@
+"""Emergency workflows: open, page the on-call team, acknowledge, re-page, escalate."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import messages, outbox, periodic, tickets
+from .models import Notification, Site, Staff, Ticket, TicketEvent, db, utcnow
+from .worker import enqueue_call
+
+PAGE = "page"
+
+
+def ack_code(ticket_id: int, staff_id: int) -> str:
+    """Return the short signed code of a one-time acknowledgement link (fits in an SMS)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    mac = hmac.new(key, f"ack:{ticket_id}:{staff_id}".encode(), hashlib.sha256).hexdigest()
+    return f"{ticket_id}-{staff_id}-{mac[:16]}"
+
+
+def read_ack_code(code: str) -> tuple[Ticket, Staff] | None:
+    """Return the ticket and staff member of a valid acknowledgement code."""
+    parts = code.split("-")
+    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    if not hmac.compare_digest(ack_code(int(parts[0]), int(parts[1])), code):
+        return None
+    ticket, member = db.session.get(Ticket, int(parts[0])), db.session.get(Staff, int(parts[1]))
+    return (ticket, member) if ticket and member else None
+
+
+def ack_url(ticket: Ticket, member: Staff) -> str:
+    """Return a staff member's acknowledgement link for a ticket."""
+    return messages.public_url(f"/a/{ack_code(ticket.id, member.id)}")
+
+
+def _interval() -> timedelta:
+    return timedelta(seconds=float(current_app.config["EMERGENCY_REPAGE_INTERVAL"]))
+
+
+def open_emergency(
+    site: Site,
+    request: tickets.Request,
+    category: str,
+    callback_phone: str | None,
+    billing_consent: bool,
+) -> Ticket:
+    """File an emergency, page the on-call team and e-mail everyone, in one transaction."""
+    existing = tickets.find_by_nonce(request.nonce)
+    if existing is not None:
+        return existing
+    ticket = tickets.new_ticket(
+        site,
+        request,
+        kind="emergency",
+        category=category,
+        callback_phone=callback_phone,
+        billing_consent=billing_consent,
+    )
+    db.session.flush()
+    now = ticket.created_at
+    plan = site.client.active_plan(now.date())
+    if plan is not None:
+        ticket.sla_plan_name = plan.name
+        if plan.emergency_response_minutes:
+            ticket.first_response_due = now + timedelta(minutes=plan.emergency_response_minutes)
+    ticket.effective_due_at = now
+    ticket.page_round, ticket.next_page_at = 1, now + _interval()
+    rows = page_team(ticket, on_call_only=True)
+    rows += [
+        messages.email(
+            ticket,
+            "staff_new_ticket",
+            address,
+            "staff-emergency",
+            staff=member,
+            reply_to=ticket.requester_email,
+            with_attachments=True,
+            ack_url=member and ack_url(ticket, member),
+        )
+        for address, member in messages.staff_recipients()
+    ]
+    rows.append(messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm"))
+    ticket, created = tickets.commit_once(ticket, request.nonce)
+    if created:
+        outbox.schedule(rows)
+        enqueue_call("repage", ticket.id, at=ticket.next_page_at)
+    return ticket
+
+
+def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
+    """Queue one page per on-call staff member (or everyone with a phone)."""
+    query = sa.select(Staff).where(Staff.active, Staff.phone.is_not(None)).order_by(Staff.id)
+    if on_call_only:
+        query = query.where(Staff.on_call)
+    team = db.session.scalars(query).all()
+    rows = [
+        messages.sms(
+            ticket, "page", member, f"{PAGE}-{ticket.page_round}", ack_url=ack_url(ticket, member)
+        )
+        for member in team
+    ]
+    ticket.events.append(
+        TicketEvent(
+            kind="paged",
+            detail={
+                "round": ticket.page_round,
+                "staff": [m.name for m in team],
+            },
+        )
+    )
+    return rows
+
+
+def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
+    """Record who took an emergency, stop paging and tell the others; False if already taken."""
+    if ticket.kind != "emergency" or ticket.acknowledged_at is not None:
+        return False
+    now = utcnow()
+    claimed = db.session.execute(
+        sa.update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.acknowledged_at.is_(None))
+        .values(acknowledged_at=now, acknowledged_by_id=member.id, next_page_at=None)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        return False
+    db.session.refresh(ticket)
+    cancel_pending_pages(ticket, member)
+    ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
+    if ticket.status == "new":
+        ticket.status = "in_progress"
+    rows = [
+        messages.sms(ticket, "acknowledged", other, "ack-notice", acker=member)
+        for other in paged_staff(ticket)
+        if other.id != member.id
+    ]
+    rows.append(
+        messages.email(
+            ticket, "requester_acknowledged", ticket.requester_email, "ack-requester", acker=member
+        )
+    )
+    db.session.commit()
+    outbox.schedule(rows)
+    return True
+
+
+def paged_staff(ticket: Ticket) -> list[Staff]:
+    """Return everyone who was paged about a ticket."""
+    return list(
+        db.session.scalars(
+            sa.select(Staff)
+            .join(Notification, Notification.staff_id == Staff.id)
+            .where(Notification.ticket_id == ticket.id, Notification.purpose.like(f"{PAGE}-%"))
+            .distinct()
+        )
+    )
+
+
+def cancel_pending_pages(ticket: Ticket, member: Staff) -> None:
+    """Stop pages not yet sent: after an acknowledgement nobody is paged again."""
+    db.session.execute(
+        sa.update(Notification)
+        .where(
+            Notification.ticket_id == ticket.id,
+            Notification.status == "pending",
+            Notification.purpose.like(f"{PAGE}-%"),
+        )
+        .values(
+            status="failed",
+            last_error=f"not sent: {ticket.reference} was acknowledged by {member.name} first",
+        )
+    )
+
+
+def latest_open_emergency_for(member: Staff) -> Ticket | None:
+    """Return the newest unacknowledged emergency paged to this staff member."""
+    return db.session.scalar(
+        sa.select(Ticket)
+        .join(Notification, Notification.ticket_id == Ticket.id)
+        .where(
+            Ticket.kind == "emergency",
+            Ticket.acknowledged_at.is_(None),
+            Notification.staff_id == member.id,
+            Notification.purpose.like(f"{PAGE}-%"),
+        )
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+
+
+def repage(ticket_id: int, now: datetime | None = None) -> bool:
+    """Page again if the ticket is still unacknowledged and due; escalate after the limit."""
+    now = now or utcnow()
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None or ticket.acknowledged_at is not None or not ticket.is_open:
+        return False
+    if ticket.next_page_at is None or ticket.next_page_at > now:
+        return False
+    limit = int(current_app.config["EMERGENCY_REPAGE_LIMIT"])
+    current = ticket.page_round
+    escalate = current >= limit + 1
+    next_at = None if escalate else now + _interval()
+    # Only one worker wins the round, however many run this at once.
+    won = db.session.execute(
+        sa.update(Ticket)
+        .where(
+            Ticket.id == ticket_id, Ticket.page_round == current, Ticket.acknowledged_at.is_(None)
+        )
+        .values(page_round=current + 1, next_page_at=next_at)
+    ).rowcount
+    if won != 1:
+        db.session.rollback()
+        return False
+    db.session.refresh(ticket)
+    rows = page_team(ticket, on_call_only=not escalate)
+    if escalate:
+        rows += [
+            messages.email(ticket, "admin_unacknowledged", admin.email, "escalation", staff=admin)
+            for admin in db.session.scalars(
+                sa.select(Staff).where(Staff.active, Staff.role == "admin")
+            )
+        ]
+    db.session.commit()
+    outbox.schedule(rows)
+    if next_at is not None:
+        enqueue_call("repage", ticket.id, at=next_at)
+    return True
+
+
+def repage_due(now: datetime | None = None) -> int:
+    """Re-page every emergency whose next page is due (the schedule lives in the database)."""
+    now = now or utcnow()
+    due = db.session.scalars(
+        sa.select(Ticket.id).where(
+            Ticket.kind == "emergency", Ticket.acknowledged_at.is_(None), Ticket.next_page_at <= now
+        )
+    ).all()
+    return sum(repage(ticket_id, now) for ticket_id in due)
+
+
+def report_unpaged(row: Notification) -> list[Notification]:
+    """E-mail staff that a page did not reach someone (failed send or delivery receipt)."""
+    if row.channel != "sms" or not row.purpose.startswith(PAGE) or row.ticket is None:
+        return []
+    if row.last_error and row.last_error.startswith("not sent:"):
+        return []
+    return [
+        messages.email(
+            row.ticket, "staff_page_failed", address, "page-failed", staff=member, failed=row
+        )
+        for address, member in messages.staff_recipients()
+    ]
+
+
+periodic.CALLS["repage"] = repage
+periodic.CALLS["repage_due"] = repage_due
+outbox.failure_hooks.append(report_unpaged)

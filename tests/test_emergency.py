@@ -1,0 +1,316 @@
+"""Emergencies: the form, SMS pages through the real Vonage SDK, acknowledgement, re-paging."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from supportwidget import emergencies, outbox
+from supportwidget.models import Client, Notification, Site, Staff, Ticket, db, utcnow
+
+from conftest import form_token, make_app, standard_fields
+from vonage_standin import API_KEY, API_SECRET
+
+SIG_SECRET = "webhook-secret"
+ALICE, BOB, CAROL = "447700900001", "447700900002", "447700900003"
+
+
+@pytest.fixture
+def app(database_url, tmp_path, smtp_server, vonage_standin):
+    """An app that mails through aiosmtpd and pages through the Vonage stand-in."""
+    app = make_app(
+        database_url,
+        tmp_path,
+        **smtp_server.config(),
+        VONAGE_API_KEY=API_KEY,
+        VONAGE_API_SECRET=API_SECRET,
+        VONAGE_REST_HOST=vonage_standin.host,
+        SMS_TIMEOUT=1,
+        VONAGE_SIGNATURE_SECRET=SIG_SECRET,
+        VONAGE_SIGNATURE_METHOD="md5hash",
+        EMERGENCY_REPAGE_INTERVAL=60,
+        EMERGENCY_REPAGE_LIMIT=2,
+    )
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def site(app):
+    acme = Client(name="Acme Shop", emails=["owner@acme.test"], hourly_rate=Decimal("150"))
+    site = Site(
+        client=acme,
+        name="acme.test",
+        url="https://acme.test",
+        allowed_origins=["https://acme.test"],
+    )
+    db.session.add_all(
+        [
+            acme,
+            site,
+            Staff(
+                name="Alice",
+                email="alice@agency.test",
+                phone="+" + ALICE,
+                on_call=True,
+                role="admin",
+            ),
+            Staff(name="Bob", email="bob@agency.test", phone="+" + BOB, on_call=True),
+            Staff(name="Carol", email="carol@agency.test", phone="+" + CAROL, on_call=False),
+        ]
+    )
+    db.session.commit()
+    return site
+
+
+def report(client, site, **fields):
+    path = f"/s/{site.site_key}/emergency"
+    fields = {
+        "subject": "Homepage replaced by a hacker message",
+        "category": "hacked",
+        "billing_consent": "y",
+        **fields,
+    }
+    data = standard_fields(**fields)
+    data.setdefault("form_token", form_token(client, path))
+    return client.post(path, data=data)
+
+
+def md5_signed(params: dict[str, str]) -> dict[str, str]:
+    params = {"timestamp": str(int(time.time())), **params}
+    payload = "".join(
+        f"&{k}={v.replace('&', '_').replace('=', '_')}" for k, v in sorted(params.items())
+    )
+    return {**params, "sig": hashlib.md5((payload + SIG_SECRET).encode()).hexdigest()}  # noqa: S324
+
+
+def inbound(client, msisdn, text, message_id="m1", method="post", **extra):
+    params = md5_signed(
+        {
+            "msisdn": msisdn,
+            "to": "447700900999",
+            "messageId": message_id,
+            "text": text,
+            "type": "text",
+            **extra,
+        }
+    )
+    if method == "get":
+        return client.get("/webhooks/vonage/inbound", query_string=params)
+    return client.post("/webhooks/vonage/inbound", data=params)
+
+
+def test_form_offers_exactly_three_categories_and_shows_the_rate(client, site):
+    page = client.get(f"/s/{site.site_key}/emergency").get_data(as_text=True)
+    assert re.findall(r'name="category"[^>]*value="(\w+)"', page) == ["offline", "hacked", "broken"]
+    assert "150.00 per hour" in page
+    assert "Everything else is a normal request" in page
+
+
+def test_client_without_sla_must_consent_to_billing(client, site):
+    response = report(client, site, billing_consent="")
+    assert response.status_code == 422
+    assert "Please confirm you accept the emergency rate." in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
+
+
+def test_emergency_pages_on_call_team_and_emails_everyone(
+    client, site, smtp_server, vonage_standin
+):
+    response = report(client, site)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    reference = re.search(r"SUP-\d+", page).group(0)
+    assert "being paged now" in page
+
+    paged = {r["to"] for r in vonage_standin.requests}
+    assert paged == {ALICE, BOB}  # on call only; Carol is off duty
+    text = vonage_standin.to(ALICE)[0]["text"]
+    assert text.startswith(f"EMERGENCY {reference} hacked acme.test: Homepage replaced")
+    assert f"Reply ACK {reference[4:]}" in text and "/a/" in text
+    assert len(text) <= 160
+
+    mails = smtp_server.wait_for(5)
+    staff_subjects = [m["Subject"] for m in mails if m["To"] != "jane@example.com"]
+    assert len(staff_subjects) == 4
+    assert all(s.startswith("[EMERGENCY]") for s in staff_subjects)
+    confirmation = next(m for m in mails if m["To"] == "jane@example.com")
+    assert "being paged" in confirmation["Subject"]
+    sms_rows = db.session.scalars(sa.select(Notification).where(Notification.channel == "sms"))
+    assert {(r.status, bool(r.provider_id)) for r in sms_rows} == {("sent", True)}
+
+
+def test_sms_ack_stops_paging_and_tells_the_others(client, site, smtp_server, vonage_standin):
+    report(client, site)
+    ticket = db.session.scalar(sa.select(Ticket))
+    assert inbound(client, BOB, f"ack {ticket.id}").status_code == 204
+    db.session.refresh(ticket)
+    assert ticket.acknowledged_by.name == "Bob"
+    notices = [r["text"] for r in vonage_standin.to(ALICE)]
+    assert notices[-1] == f"{ticket.reference} acknowledged by Bob. No action needed."
+    assert len(vonage_standin.to(BOB)) == 1  # Bob is not told about his own ack
+    assert any(
+        "Someone from our team is on it" in m["Subject"]
+        for m in smtp_server.wait_for(6)
+        if m["To"] == "jane@example.com"
+    )
+    # No page after the acknowledgement, however late the clock.
+    before = len(vonage_standin.requests)
+    assert emergencies.repage_due(now=utcnow() + timedelta(hours=5)) == 0
+    assert len(vonage_standin.requests) == before
+
+
+@pytest.mark.parametrize("text", ["ACK", "ack", "Ack SUP-{id}", "ACK {id}", "ack sup-{id}"])
+def test_ack_forms_are_understood(client, site, text):
+    report(client, site)
+    ticket = db.session.scalar(sa.select(Ticket))
+    assert inbound(client, ALICE, text.format(id=ticket.id), method="get").status_code == 204
+    db.session.refresh(ticket)
+    assert ticket.acknowledged_by.name == "Alice"
+
+
+def test_ack_from_a_stranger_does_nothing(client, site):
+    report(client, site)
+    assert inbound(client, "447999999999", "ACK").status_code == 204
+    assert db.session.scalar(sa.select(Ticket)).acknowledged_at is None
+
+
+@pytest.mark.parametrize("tamper", ["forged", "stale", "unsigned"])
+def test_bad_webhook_signatures_are_refused(client, site, tamper):
+    report(client, site)
+    params = md5_signed({"msisdn": ALICE, "messageId": "x1", "text": "ACK"})
+    if tamper == "forged":
+        params["text"] = "ACK 999"
+    elif tamper == "stale":
+        params = md5_signed(
+            {
+                "msisdn": ALICE,
+                "messageId": "x1",
+                "text": "ACK",
+                "timestamp": str(int(time.time()) - 600),
+            }
+        )
+    else:
+        del params["sig"]
+    assert client.post("/webhooks/vonage/inbound", data=params).status_code == 403
+    assert db.session.scalar(sa.select(Ticket)).acknowledged_at is None
+
+
+def test_replayed_message_id_is_refused(client, site):
+    report(client, site)
+    assert inbound(client, ALICE, "hello", message_id="same").status_code == 204
+    assert inbound(client, ALICE, "ACK", message_id="same").status_code == 409
+    assert db.session.scalar(sa.select(Ticket)).acknowledged_at is None
+
+
+def test_ack_link_asks_first_then_acknowledges_once(client, site, vonage_standin):
+    report(client, site)
+    link = re.search(r"http://support\.test(/a/\S+)", vonage_standin.to(BOB)[0]["text"]).group(1)
+    assert "I'm on it" in client.get(link).get_data(as_text=True)
+    assert db.session.scalar(sa.select(Ticket)).acknowledged_at is None  # GET never acks
+    assert "you have acknowledged" in client.post(link).get_data(as_text=True)
+    again = client.post(link).get_data(as_text=True)
+    assert "was acknowledged by Bob" in again
+    assert client.get(link[:-3] + "abc").status_code == 404
+
+
+def test_repaging_until_limit_then_escalation_to_everyone(
+    client, site, smtp_server, vonage_standin
+):
+    report(client, site)
+    ticket = db.session.scalar(sa.select(Ticket))
+    start = ticket.created_at
+    assert emergencies.repage_due(now=start + timedelta(seconds=30)) == 0  # not due yet
+    assert emergencies.repage_due(now=start + timedelta(seconds=61)) == 1  # re-page 1
+    assert emergencies.repage_due(now=start + timedelta(seconds=122)) == 1  # re-page 2 (limit)
+    assert len(vonage_standin.to(CAROL)) == 0
+    assert emergencies.repage_due(now=start + timedelta(seconds=183)) == 1  # escalation
+    assert len(vonage_standin.to(CAROL)) == 1  # off-duty staff with a phone now paged too
+    assert len(vonage_standin.to(ALICE)) == 4
+    escalations = [m for m in smtp_server.wait_for(6) if "Unacknowledged" in m["Subject"]]
+    assert [m["To"] for m in escalations] == ["alice@agency.test"]  # admins only
+    assert emergencies.repage_due(now=start + timedelta(hours=1)) == 0  # schedule ended
+
+
+def test_repage_schedule_survives_a_restart(
+    database_url, tmp_path, app, client, site, smtp_server, vonage_standin
+):
+    report(client, site)
+    ticket_id = db.session.scalar(sa.select(Ticket.id))
+    # A new process: fresh app object on the same database, nothing in memory.
+    fresh = make_app(
+        database_url,
+        tmp_path,
+        **smtp_server.config(),
+        VONAGE_API_KEY=API_KEY,
+        VONAGE_API_SECRET=API_SECRET,
+        VONAGE_REST_HOST=vonage_standin.host,
+        EMERGENCY_REPAGE_INTERVAL=60,
+    )
+    with fresh.app_context():
+        due = db.session.get(Ticket, ticket_id).next_page_at
+        assert emergencies.repage_due(now=due + timedelta(seconds=1)) == 1
+        db.session.remove()
+    assert len(vonage_standin.to(ALICE)) == 2
+
+
+def test_invalid_number_fails_visibly_and_staff_are_told(client, site, smtp_server, vonage_standin):
+    vonage_standin.behaviour[BOB] = "invalid"
+    report(client, site)
+    bob_row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + BOB))
+    assert bob_row.status == "failed" and "Invalid to address" in bob_row.last_error
+    told = [m for m in smtp_server.wait_for(9) if "Could not page Bob" in m["Subject"]]
+    assert len(told) == 4
+
+
+def test_throttled_page_is_retried_without_a_second_page_for_the_same_row(
+    client, site, vonage_standin
+):
+    vonage_standin.behaviour[ALICE] = "throttled"
+    report(client, site)
+    row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + ALICE))
+    assert row.status == "pending" and "Throughput" in row.last_error
+    vonage_standin.behaviour[ALICE] = "ok"
+    outbox.deliver_due(now=utcnow() + timedelta(minutes=5))
+    db.session.refresh(row)
+    assert row.status == "sent"
+    assert len(vonage_standin.to(ALICE)) == 2  # one throttled attempt, one accepted
+
+
+def test_dropped_connection_never_pages_twice(client, site, smtp_server, vonage_standin):
+    vonage_standin.behaviour[ALICE] = "drop"
+    report(client, site)
+    outbox.deliver_due(now=utcnow() + timedelta(hours=1))
+    row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + ALICE))
+    assert row.status == "failed" and "outcome unknown" in row.last_error
+    assert len(vonage_standin.to(ALICE)) == 1
+
+
+def test_failed_delivery_receipt_is_stored_and_reported(client, site, smtp_server, vonage_standin):
+    report(client, site)
+    row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + BOB))
+    params = md5_signed(
+        {
+            "msisdn": BOB,
+            "messageId": row.provider_id,
+            "status": "failed",
+            "err-code": "6",
+            "client-ref": str(row.id),
+            "message-timestamp": "2026-11-26 03:00:00",
+        }
+    )
+    assert client.post("/webhooks/vonage/status", data=params).status_code == 204
+    db.session.refresh(row)
+    assert row.delivery_status == "failed"
+    assert "delivery failed" in row.last_error
+    assert any("Could not page Bob" in m["Subject"] for m in smtp_server.wait_for(9))
+    # The same receipt again is a replay.
+    assert client.post("/webhooks/vonage/status", data=params).status_code == 409
