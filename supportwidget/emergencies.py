@@ -70,6 +70,7 @@ def open_emergency(
         if plan.emergency_response_minutes:
             ticket.first_response_due = now + timedelta(minutes=plan.emergency_response_minutes)
     ticket.effective_due_at = now
+    ticket.update_queue_rank()
     ticket.page_round, ticket.next_page_at = 1, now + _interval()
     rows = page_team(ticket, on_call_only=True)
     rows += [
@@ -135,6 +136,7 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
     if ticket.status == "new":
         ticket.status = "in_progress"
+    ticket.update_queue_rank()
     rows = [
         messages.sms(ticket, "acknowledged", other, "ack-notice", acker=member)
         for other in paged_staff(ticket)

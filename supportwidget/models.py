@@ -127,7 +127,7 @@ class Staff(db.Model):
 
 
 class Ticket(db.Model):
-    __table_args__ = (sa.Index("ix_ticket_queue", "status", "effective_due_at", "created_at"),)
+    __table_args__ = (sa.Index("ix_ticket_queue", "queue_rank", "effective_due_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
@@ -151,6 +151,11 @@ class Ticket(db.Model):
     resolution_due: Mapped[datetime | None]
     effective_due_at: Mapped[datetime | None]
     needed_by_conflict: Mapped[bool] = mapped_column(default=False)
+    # 0 unacknowledged emergency, 1 acknowledged open emergency, 2 standard, 9 closed.
+    queue_rank: Mapped[int] = mapped_column(default=2)
+    first_responded_at: Mapped[datetime | None]
+    breach_warned: Mapped[list[str]] = mapped_column(default=list)
+    breached: Mapped[list[str]] = mapped_column(default=list)
     acknowledged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
     acknowledged_at: Mapped[datetime | None]
     page_round: Mapped[int] = mapped_column(default=0)
@@ -175,6 +180,15 @@ class Ticket(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status not in ("resolved", "closed")
+
+    def update_queue_rank(self) -> None:
+        """Recompute where the ticket sorts: emergencies first, closed work last."""
+        if not self.is_open:
+            self.queue_rank = 9
+        elif self.kind == "emergency":
+            self.queue_rank = 1 if self.acknowledged_at else 0
+        else:
+            self.queue_rank = 2
 
 
 class Attachment(db.Model):

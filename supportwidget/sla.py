@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
 
 from .business_time import BusinessCalendar, parse_duration
-from .models import SlaPlan, Ticket, db
+from .models import SlaPause, SlaPlan, Ticket, db
 
 FCFS_EXPECTATION = (
     "We usually get to requests within a few hours to a couple of days, depending on how "
@@ -93,6 +93,45 @@ def expectation(ticket: Ticket) -> str:
     return text
 
 
-def utc(moment: datetime) -> datetime:
-    """Return a datetime in UTC."""
-    return moment.astimezone(UTC)
+def plan_of(ticket: Ticket) -> SlaPlan | None:
+    """Return the plan a ticket was scheduled by, if any."""
+    if ticket.sla_plan_name is None:
+        return None
+    return db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == ticket.sla_plan_name))
+
+
+def pause(ticket: Ticket, now: datetime) -> None:
+    """Stop the resolution clock while the ticket waits on the client."""
+    if open_pause(ticket) is None:
+        db.session.add(SlaPause(ticket_id=ticket.id, started_at=now))
+
+
+def resume(ticket: Ticket, now: datetime) -> timedelta:
+    """Restart the resolution clock; push the due time by the business time left at the pause."""
+    span = open_pause(ticket)
+    if span is None:
+        return timedelta(0)
+    span.ended_at = now
+    calendar = calendar_for(plan_of(ticket))
+    paused = calendar.between(span.started_at, now)
+    if ticket.resolution_due is not None and span.started_at < ticket.resolution_due:
+        remaining = calendar.between(span.started_at, ticket.resolution_due)
+        ticket.resolution_due = calendar.add(now, remaining)
+        if ticket.first_responded_at is not None:
+            ticket.effective_due_at = ticket.resolution_due
+    return paused
+
+
+def open_pause(ticket: Ticket) -> SlaPause | None:
+    """Return the ticket's running pause, if any."""
+    return db.session.scalar(
+        sa.select(SlaPause).where(SlaPause.ticket_id == ticket.id, SlaPause.ended_at.is_(None))
+    )
+
+
+def responded(ticket: Ticket, now: datetime) -> None:
+    """Record the first response: from now on the resolution target orders the queue."""
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+        if ticket.resolution_due is not None:
+            ticket.effective_due_at = ticket.resolution_due

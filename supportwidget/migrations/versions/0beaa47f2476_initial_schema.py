@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 6daad4e3206e
+Revision ID: 0beaa47f2476
 Revises: 
-Create Date: 2026-11-26 04:25:26.518216
+Create Date: 2026-11-26 04:30:08.266421
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '6daad4e3206e'
+revision = '0beaa47f2476'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -115,6 +115,10 @@ def upgrade():
     sa.Column('resolution_due', sa.DateTime(), nullable=True),
     sa.Column('effective_due_at', sa.DateTime(), nullable=True),
     sa.Column('needed_by_conflict', sa.Boolean(), nullable=False),
+    sa.Column('queue_rank', sa.Integer(), nullable=False),
+    sa.Column('first_responded_at', sa.DateTime(), nullable=True),
+    sa.Column('breach_warned', sa.JSON(), nullable=False),
+    sa.Column('breached', sa.JSON(), nullable=False),
     sa.Column('acknowledged_by_id', sa.Integer(), nullable=True),
     sa.Column('acknowledged_at', sa.DateTime(), nullable=True),
     sa.Column('page_round', sa.Integer(), nullable=False),
@@ -129,7 +133,7 @@ def upgrade():
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_next_page_at'), ['next_page_at'], unique=False)
-        batch_op.create_index('ix_ticket_queue', ['status', 'effective_due_at', 'created_at'], unique=False)
+        batch_op.create_index('ix_ticket_queue', ['queue_rank', 'effective_due_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_site_id'), ['site_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_status'), ['status'], unique=False)
 
