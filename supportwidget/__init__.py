@@ -62,7 +62,9 @@ def _defaults(instance_path: str) -> dict[str, Any]:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the supportwidget application."""
-    instance_path = (test_config or {}).get("INSTANCE_PATH")
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
+        "SUPPORTWIDGET_INSTANCE_PATH"
+    )
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(_defaults(app.instance_path))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from .models import Heartbeat, Notification, db, utcnow
-from .worker import HEARTBEAT_SECONDS
+from .worker import SCHEDULER
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +19,9 @@ def healthz() -> tuple[Response, int]:
     report: dict[str, object] = {"status": "ok"}
     try:
         db.session.execute(sa.text("SELECT 1"))
-        newest = db.session.scalar(sa.select(sa.func.max(Heartbeat.beat_at)))
+        newest = db.session.scalar(
+            sa.select(sa.func.max(Heartbeat.beat_at)).where(Heartbeat.name != SCHEDULER)
+        )
         backlog = db.session.scalar(
             sa.select(sa.func.count(Notification.id)).where(Notification.status == "pending")
         )
@@ -28,7 +30,8 @@ def healthz() -> tuple[Response, int]:
         db.session.rollback()
         report.update(status="error", database=f"error: {type(exc).__name__}")
         return jsonify(report), 503
-    fresh = newest is not None and utcnow() - newest < timedelta(seconds=4 * HEARTBEAT_SECONDS)
+    window = timedelta(seconds=4 * float(current_app.config.get("SCHEDULER_SECONDS", 15)))
+    fresh = newest is not None and utcnow() - newest < window
     report["worker"] = "ok" if fresh else "no recent heartbeat"
     report["last_heartbeat"] = newest.isoformat() if newest else None
     report["pending_notifications"] = backlog

@@ -249,6 +249,7 @@ class Heartbeat(db.Model):
 
     name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     beat_at: Mapped[datetime]
+    holder: Mapped[str | None] = mapped_column(sa.String(100))
 
 
 class TimeEntry(db.Model):

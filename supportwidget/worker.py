@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
+from sqlalchemy.exc import IntegrityError
 
 from .models import Heartbeat, db, utcnow
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 15
+SCHEDULER = "scheduler-lease"
 
 
 @dataclass
@@ -40,10 +43,13 @@ def make_huey(name: str, url: str, immediate: bool = False) -> Huey:
         path = url.removeprefix("sqlite:///")
         return SqliteHuey(name, filename=path, results=False, timeout=10)
     if scheme in ("redis", "rediss"):
-        return RedisHuey(name, url=url, results=False, socket_timeout=10)
-    if scheme in ("postgresql", "postgres"):
+        import redis
+
+        pool = redis.ConnectionPool.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        return RedisHuey(name, connection_pool=pool, results=False)
+    if scheme.startswith(("postgresql", "postgres")):
         from huey.contrib.sql_huey import SqlHuey
-        from playhouse.psycopg3_ext import Psycopg3Database
+        from playhouse.postgres_ext import Psycopg3Database
 
         parsed = urlparse(url)
         database = Psycopg3Database(
@@ -77,12 +83,6 @@ def _register(app: Flask, queues: Queues) -> None:
 
     for channel, huey in (("email", queues.mail), ("sms", queues.sms)):
         queues.tasks[channel] = huey.task(name="deliver")(_in_app(app, outbox.deliver))
-    queues.tasks["sms-periodic"] = queues.sms.periodic_task(crontab(), name="sms-periodic")(
-        _in_app(app, periodic.every_minute_sms)
-    )
-    queues.tasks["mail-periodic"] = queues.mail.periodic_task(crontab(), name="mail-periodic")(
-        _in_app(app, periodic.every_minute_mail)
-    )
     queues.tasks["call"] = queues.sms.task(name="call")(_in_app(app, periodic.call))
 
 
@@ -117,16 +117,40 @@ def beat(name: str) -> None:
     db.session.commit()
 
 
+def take_scheduler_lease(holder: str, seconds: float) -> bool:
+    """Let exactly one worker process run the periodic jobs; a dead holder's lease expires."""
+    now = utcnow()
+    if db.session.get(Heartbeat, SCHEDULER) is None:
+        db.session.add(Heartbeat(name=SCHEDULER, beat_at=now - timedelta(days=1), holder=""))
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+    taken = db.session.execute(
+        sa.update(Heartbeat)
+        .where(
+            Heartbeat.name == SCHEDULER,
+            sa.or_(
+                Heartbeat.holder == holder, Heartbeat.beat_at < now - timedelta(seconds=seconds)
+            ),
+        )
+        .values(holder=holder, beat_at=now)
+    ).rowcount
+    db.session.commit()
+    return taken == 1
+
+
 class Workers:
-    """Consumers for both queues plus a heartbeat, run inside any process."""
+    """Consumers for both queues plus a heartbeat and the periodic jobs, in any process."""
 
     def __init__(self, app: Flask, mail_threads: int = 2, sms_threads: int = 8) -> None:
         q: Queues = app.extensions["supportwidget-queues"]
         self.app = app
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.interval = float(app.config.get("SCHEDULER_SECONDS", 15))
         self.consumers = [
-            Consumer(q.mail, workers=mail_threads, periodic=True),
-            Consumer(q.sms, workers=sms_threads, periodic=True, initial_delay=0.05, max_delay=0.5),
+            Consumer(q.mail, workers=mail_threads, periodic=False),
+            Consumer(q.sms, workers=sms_threads, periodic=False, initial_delay=0.05, max_delay=0.5),
         ]
         self.stopped = threading.Event()
 
@@ -136,7 +160,7 @@ class Workers:
             consumer.scheduler.start()
             for _, thread in consumer.worker_threads:
                 thread.start()
-        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._tick_forever, name="supportwidget-tick", daemon=True).start()
         log.info("worker %s started", self.name)
 
     def stop(self) -> None:
@@ -145,26 +169,39 @@ class Workers:
         for consumer in self.consumers:
             consumer.stop(graceful=True)
 
-    def _heartbeat(self) -> None:
+    def tick(self) -> None:
+        """Beat, and if this process holds the lease, run the periodic jobs once."""
+        from . import periodic
+
+        beat(self.name)
+        if take_scheduler_lease(self.name, 3 * self.interval):
+            periodic.run_all()
+
+    def _tick_forever(self) -> None:
         while not self.stopped.is_set():
             with self.app.app_context():
                 try:
-                    beat(self.name)
-                except Exception:  # noqa: BLE001 - a database blip must not kill the beat
-                    log.exception("heartbeat failed")
+                    self.tick()
+                except Exception:  # noqa: BLE001 - a database blip must not stop the loop
+                    log.exception("periodic jobs failed; retrying next tick")
                 finally:
                     db.session.remove()
-            self.stopped.wait(HEARTBEAT_SECONDS)
+            self.stopped.wait(self.interval)
 
 
 @click.command("worker")
 def worker_command() -> None:
     """Run the notification worker alone (scale-out)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     workers = Workers(current_app._get_current_object())  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, lambda *_: workers.stopped.set())
     workers.start()
     click.echo(f"Worker {workers.name} running; Ctrl-C to stop.")
     try:
-        workers.stopped.wait()
+        while not workers.stopped.wait(1):
+            pass
     except KeyboardInterrupt:
         click.echo("Stopping worker…")
     finally:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0beaa47f2476
+Revision ID: 398c5bf3a01c
 Revises: 
-Create Date: 2026-11-26 04:30:08.266421
+Create Date: 2026-11-26 04:31:27.039328
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0beaa47f2476'
+revision = '398c5bf3a01c'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -21,6 +21,7 @@ def upgrade():
     op.create_table('heartbeat',
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('beat_at', sa.DateTime(), nullable=False),
+    sa.Column('holder', sa.String(length=100), nullable=True),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('sla_plan',
