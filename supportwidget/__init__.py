@@ -79,7 +79,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("MAX_CONTENT_LENGTH", 6 * app.config["MAX_SCREENSHOT_BYTES"] + 2**20)
     os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
 
-    from . import cli, database, demo, errors, health, hosted, limits, mail, sms, webhooks, worker
+    from . import (
+        cli,
+        database,
+        demo,
+        errors,
+        health,
+        hosted,
+        limits,
+        mail,
+        security,
+        sms,
+        webhooks,
+        worker,
+    )
 
     database.init_app(app)
     mail.mail.init_app(app)
@@ -87,6 +100,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     worker.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     cli.init_app(app)
     app.register_blueprint(hosted.bp)
     app.register_blueprint(health.bp)

@@ -99,10 +99,15 @@ def demo_page() -> Response:
     site = demo_site()
     if site is None or not EXAMPLE_PAGE.exists():
         abort(404, "No demo here. Run `flask --app supportwidget demo` first.")
-    port = site.url.rsplit(":", 1)[-1]
+    service = "http://127.0.0.1:" + site.url.rsplit(":", 1)[-1]
     html = (
         EXAMPLE_PAGE.read_text()
-        .replace("https://support.example-agency.com", f"http://127.0.0.1:{port}")
+        .replace("https://support.example-agency.com", service)
         .replace("YOUR-SITE-KEY", site.site_key)
     )
-    return Response(html, mimetype="text/html")
+    response = Response(html, mimetype="text/html")
+    # A client's admin page, not ours: it loads the widget from the service's origin.
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self' {service}; style-src 'self' 'unsafe-inline'; frame-src {service}"
+    )
+    return response

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from . import messages, outbox, periodic, tickets
-from .models import Notification, Site, Staff, Ticket, TicketEvent, db, utcnow
+from .models import Notification, Site, Staff, Ticket, TicketEvent, WebhookReceipt, db, utcnow
 from .worker import enqueue_call
 
 PAGE = "page"
@@ -258,6 +259,34 @@ def report_unpaged(row: Notification) -> list[Notification]:
         )
         for address, member in messages.staff_recipients()
     ]
+
+
+def report_flood(site_key: str, address: str) -> None:
+    """E-mail staff once per site and hour that the emergency form hit its rate limit."""
+    site = db.session.scalar(sa.select(Site).where(Site.site_key == site_key))
+    if site is None:
+        return
+    hour = utcnow().strftime("%Y-%m-%dT%H")
+    db.session.add(WebhookReceipt(message_id=f"flood:{site.id}:{hour}"))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return
+    rows = [
+        messages.notice(
+            "staff_flood",
+            recipient,
+            "flood",
+            site=site,
+            client=site.client,
+            address=address,
+            staff=member,
+        )
+        for recipient, member in messages.staff_recipients()
+    ]
+    db.session.commit()
+    outbox.schedule(rows)
 
 
 periodic.CALLS["repage"] = repage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -28,8 +28,22 @@ def _http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
         response = error_response(413, "The upload is too large. Please attach smaller files.")
     if exc.code == 429:
-        response = error_response(429, "Too many requests. Please wait a little and try again.")
+        response = error_response(429, too_many_requests())
     return response
+
+
+def too_many_requests() -> str:
+    """Explain a rate limit and give the agency's direct contact for real emergencies."""
+    cfg = current_app.config
+    ways = [w for w in (cfg.get("AGENCY_PHONE"), cfg.get("AGENCY_EMAIL")) if w]
+    contact = (
+        f" If your website is down or hacked, contact us directly: {' or '.join(ways)}."
+        if ways
+        else ""
+    )
+    return (
+        "Too many requests from here in a short time. Please wait a little and try again." + contact
+    )
 
 
 def _server_error(exc: Exception) -> Response:

@@ -91,7 +91,8 @@ def standard_form(site_key: str) -> Response:
 
 @bp.route("/s/<site_key>/emergency", methods=["GET", "POST"])
 @limits.public_form
-@limits.emergency_form
+@limits.emergency_per_site
+@limits.emergency_per_ip
 def emergency_form(site_key: str) -> Response:
     """Show the emergency form and page the on-call team for what it submits."""
     site = load_site(site_key)

@@ -94,6 +94,22 @@ def email(
     return row
 
 
+def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notification:
+    """Render an e-mail about no particular ticket into an outbox row (not yet committed)."""
+    context = {"agency": current_app.config["AGENCY_NAME"], "recipient": recipient, **context}
+    subject = render_template(f"email/{template}.subject.txt", **context)
+    row = Notification(
+        channel="email",
+        recipient=recipient,
+        purpose=purpose,
+        subject=" ".join(subject.split()),
+        body_text=render_template(f"email/{template}.txt", **context),
+        body_html=render_template(f"email/{template}.html", **context),
+    )
+    db.session.add(row)
+    return row
+
+
 def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
     """Render templates/sms/<template>.txt into an SMS outbox row, shortening the subject to fit."""
     from .sms import gsm_length, sms_text
