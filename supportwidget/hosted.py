@@ -11,12 +11,13 @@ from flask import (
     Response,
     abort,
     current_app,
+    jsonify,
     render_template,
     request,
     send_from_directory,
 )
 
-from . import emergencies, limits, sla, tickets, tokens
+from . import emergencies, identity, limits, sla, tickets, tokens
 from .forms import EmergencyForm, RequestForm, StandardRequestForm
 from .models import Site, Ticket, db, utcnow
 
@@ -85,7 +86,7 @@ def standard_form(site_key: str) -> Response:
     if not form.validate():
         status = 400 if form.form_token.errors else 422
         return page("hosted/standard.html", site, status=status, form=form)
-    ticket = tickets.open_standard_request(site, request_from(form))
+    ticket = tickets.open_standard_request(site, request_from(site, form))
     return answer(ticket)
 
 
@@ -107,7 +108,7 @@ def emergency_form(site_key: str) -> Response:
         )
     ticket = emergencies.open_emergency(
         site,
-        request_from(form),
+        request_from(site, form),
         category=form.category.data,
         callback_phone=form.callback_phone.data or None,
         billing_consent=bool(form.billing_consent.data),
@@ -115,8 +116,12 @@ def emergency_form(site_key: str) -> Response:
     return answer(ticket)
 
 
-def request_from(form: RequestForm) -> tickets.Request:
-    """Turn a validated form into the workflow's request."""
+def request_from(site: Site, form: RequestForm) -> tickets.Request:
+    """Turn a validated form into the workflow's request, checking any signed identity."""
+    meta = form.page_details()
+    signed = identity.verified_identity(site, meta)
+    if isinstance(meta.get("user"), dict):
+        meta["user"].pop("signature", None)
     return tickets.Request(
         subject=form.subject.data,
         description=form.description.data,
@@ -124,10 +129,22 @@ def request_from(form: RequestForm) -> tickets.Request:
         email=form.email.data,
         needed_by=getattr(form, "needed_by", None) and form.needed_by.data,
         urgency_note=getattr(form, "urgency_note", None) and form.urgency_note.data,
-        page_meta=form.page_details(),
+        page_meta=meta,
         screenshots=form.cleaned_screenshots,
         nonce=form.nonce,
+        identity_verified=signed is not None
+        and signed.email == form.email.data.strip().lower()
+        and signed.name == form.name.data.strip(),
     )
+
+
+@bp.post("/s/<site_key>/identity")
+def check_identity(site_key: str) -> Response:
+    """Tell the form page whether the widget's signed user is genuine (to lock the fields)."""
+    site = load_site(site_key)
+    data = request.get_json(silent=True) or {}
+    signed = identity.verified_identity(site, {"user": data if isinstance(data, dict) else {}})
+    return jsonify(verified=signed is not None)
 
 
 def answer(ticket: Ticket) -> Response:
