@@ -15,6 +15,8 @@ from .models import UTCDateTime, db
 
 migrate = Migrate()
 MIGRATIONS = str(Path(__file__).parent / "migrations")
+# How long a SQLite writer waits for another process's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 @event.listens_for(Engine, "connect")
@@ -23,7 +25,7 @@ def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -52,18 +52,28 @@ def open_emergency(
     billing_consent: bool,
 ) -> Ticket:
     """File an emergency, page the on-call team and e-mail everyone, in one transaction."""
-    existing = tickets.find_by_nonce(request.nonce)
-    if existing is not None:
-        return existing
-    ticket = tickets.new_ticket(
-        site,
-        request,
-        kind="emergency",
-        category=category,
-        callback_phone=callback_phone,
-        billing_consent=billing_consent,
-    )
-    db.session.flush()
+
+    def build() -> tickets.Built:
+        ticket = tickets.new_ticket(
+            site,
+            request,
+            kind="emergency",
+            category=category,
+            callback_phone=callback_phone,
+            billing_consent=billing_consent,
+        )
+        db.session.flush()
+        schedule_emergency(ticket, site)
+        return ticket, notify_emergency(ticket)
+
+    ticket, created = tickets.file_once(request.nonce, build)
+    if created:
+        enqueue_call("repage", ticket.id, at=ticket.next_page_at)
+    return ticket
+
+
+def schedule_emergency(ticket: Ticket, site: Site) -> None:
+    """Put an emergency at the top of the queue and set its first re-page."""
     now = ticket.created_at
     plan = site.client.active_plan(now.date())
     if plan is not None:
@@ -73,6 +83,10 @@ def open_emergency(
     ticket.effective_due_at = now
     ticket.update_queue_rank()
     ticket.page_round, ticket.next_page_at = 1, now + _interval()
+
+
+def notify_emergency(ticket: Ticket) -> list[Notification]:
+    """Queue the pages, the [EMERGENCY] staff e-mails and the requester's confirmation."""
     rows = page_team(ticket, on_call_only=True)
     rows += [
         messages.email(
@@ -88,11 +102,7 @@ def open_emergency(
         for address, member in messages.staff_recipients()
     ]
     rows.append(messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm"))
-    ticket, created = tickets.commit_once(ticket, request.nonce)
-    if created:
-        outbox.schedule(rows)
-        enqueue_call("repage", ticket.id, at=ticket.next_page_at)
-    return ticket
+    return rows
 
 
 def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:

@@ -32,18 +32,18 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+def agency_contact() -> str:
+    """Return how to reach the agency directly ('+44 … or help@…'), or ''."""
+    cfg = current_app.config
+    return " or ".join(w for w in (cfg.get("AGENCY_PHONE"), cfg.get("AGENCY_EMAIL")) if w)
+
+
 def too_many_requests() -> str:
     """Explain a rate limit and give the agency's direct contact for real emergencies."""
-    cfg = current_app.config
-    ways = [w for w in (cfg.get("AGENCY_PHONE"), cfg.get("AGENCY_EMAIL")) if w]
-    contact = (
-        f" If your website is down or hacked, contact us directly: {' or '.join(ways)}."
-        if ways
-        else ""
-    )
-    return (
-        "Too many requests from here in a short time. Please wait a little and try again." + contact
-    )
+    text = "Too many requests from here in a short time. Please wait a little and try again."
+    if agency_contact():
+        text += f" If your website is down or hacked, contact us directly: {agency_contact()}."
+    return text
 
 
 def _server_error(exc: Exception) -> Response:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,12 +19,17 @@ from flask import (
     request,
     send_from_directory,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import emergencies, identity, limits, sla, tickets, tokens
+from .errors import agency_contact
 from .forms import EmergencyForm, RequestForm, StandardRequestForm
 from .models import Site, Ticket, db, utcnow
 
 bp = Blueprint("hosted", __name__)
+log = logging.getLogger(__name__)
+# The database or the upload folder failing at submit: tell the requester, keep their text.
+UNAVAILABLE = (SQLAlchemyError, OSError)
 
 
 def load_site(site_key: str) -> Site:
@@ -65,6 +73,33 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
     return framed(Response(html, status=status), site)
 
 
+def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Answer 503 with the requester's text when the database or disk fails: nothing is saved."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except UNAVAILABLE:
+            log.exception("could not file a request at %s", request.path)
+            db.session.rollback()
+            html = render_template(
+                "hosted/unavailable.html",
+                fields=[(k, v) for k, v in request.form.items(multi=True)],
+                had_files=any(f.filename for f in request.files.getlist("screenshots")),
+                contact=agency_contact(),
+            )
+            response = Response(html, status=503)
+            response.headers["Retry-After"] = "60"
+            # Shown inside the widget on any client site: it only echoes the sender's own text.
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors *"
+            )
+            return response
+
+    return wrapper
+
+
 @bp.get("/widget.js")
 def widget_js() -> Response:
     """Serve the loader script, cacheable for an hour."""
@@ -77,6 +112,7 @@ def widget_js() -> Response:
 
 @bp.route("/s/<site_key>", methods=["GET", "POST"])
 @limits.public_form
+@keeps_input
 def standard_form(site_key: str) -> Response:
     """Show the standard-request form and file the ticket it submits."""
     site = load_site(site_key)
@@ -94,6 +130,7 @@ def standard_form(site_key: str) -> Response:
 @limits.public_form
 @limits.emergency_per_site
 @limits.emergency_per_ip
+@keeps_input
 def emergency_form(site_key: str) -> Response:
     """Show the emergency form and page the on-call team for what it submits."""
     site = load_site(site_key)

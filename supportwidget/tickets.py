@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -78,9 +79,20 @@ def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:
     return ticket
 
 
-def commit_once(ticket: Ticket, nonce: str | None) -> tuple[Ticket, bool]:
-    """Commit a new ticket; if the same form token won a race, return that ticket instead."""
+Built = tuple[Ticket, list[Notification]]
+
+
+def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bool]:
+    """Run `build` (add a ticket and its outbox rows), commit it all, then queue the rows.
+
+    When the same form token is already filed, or wins a race with us, return that
+    ticket instead: a double submission never makes a second ticket or e-mail.
+    """
+    existing = find_by_nonce(nonce)
+    if existing is not None:
+        return existing, False
     try:
+        ticket, rows = build()
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -88,22 +100,20 @@ def commit_once(ticket: Ticket, nonce: str | None) -> tuple[Ticket, bool]:
         if existing is None:
             raise
         return existing, False
+    outbox.schedule(rows)
     return ticket, True
 
 
 def open_standard_request(site: Site, request: Request) -> Ticket:
     """File a standard request and queue its e-mails, all in one transaction."""
-    existing = find_by_nonce(request.nonce)
-    if existing is not None:
-        return existing
-    ticket = new_ticket(site, request, kind="standard")
-    db.session.flush()
-    sla.schedule_new(ticket, ticket.created_at)
-    rows = notify_new_request(ticket)
-    ticket, created = commit_once(ticket, request.nonce)
-    if created:
-        outbox.schedule(rows)
-    return ticket
+
+    def build() -> Built:
+        ticket = new_ticket(site, request, kind="standard")
+        db.session.flush()
+        sla.schedule_new(ticket, ticket.created_at)
+        return ticket, notify_new_request(ticket)
+
+    return file_once(request.nonce, build)[0]
 
 
 def notify_new_request(ticket: Ticket) -> list[Notification]:
