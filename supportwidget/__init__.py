@@ -87,6 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         health,
         hosted,
         limits,
+        logs,
         mail,
         security,
         sms,
@@ -101,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     errors.init_app(app)
     security.init_app(app)
+    logs.init_app(app)
     cli.init_app(app)
     app.register_blueprint(hosted.bp)
     app.register_blueprint(health.bp)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 from flask import current_app
 from waitress import serve
 
+from . import logs
 from .database import init_schema
 from .worker import Workers
 
@@ -19,11 +18,9 @@ from .worker import Workers
 @click.option("--no-worker", is_flag=True, help="Run the web server only (workers run elsewhere).")
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web server (waitress) and, unless --no-worker, the worker."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     init_schema()
+    logs.configure(app)  # after the migrations, whose logging setup would replace ours
     workers = None if no_worker else Workers(app)
     if workers:
         workers.start()

@@ -192,10 +192,11 @@ class Workers:
 @click.command("worker")
 def worker_command() -> None:
     """Run the notification worker alone (scale-out)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    workers = Workers(current_app._get_current_object())  # type: ignore[attr-defined]
+    from .logs import configure
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    configure(app)
+    workers = Workers(app)
     signal.signal(signal.SIGTERM, lambda *_: workers.stopped.set())
     workers.start()
     click.echo(f"Worker {workers.name} running; Ctrl-C to stop.")
