@@ -67,7 +67,8 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
         site=site,
         client=site.client,
         embedded=embedded,
-        widget_config=json.dumps(config),
+        # "<" escaped: an origin containing "</script>" must not end the script element.
+        widget_config=json.dumps(config).replace("<", "\\u003c"),
         **context,
     )
     return framed(Response(html, status=status), site)

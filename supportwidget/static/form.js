@@ -1,0 +1,328 @@
+/* supportwidget hosted form: page details from the widget, screenshots, upload progress.
+ * The form works without this script; everything here is an improvement on top. */
+(() => {
+  'use strict';
+
+  const d = document;
+  const w = window;
+  const P = 'supportwidget:';
+  const MAX_FILES = 5;
+  const MAX_SIDE = 2560;
+  const TYPES = /^image\/(png|jpeg|webp|gif)$/;
+  const DRAFT_FIELDS = ['subject', 'description', 'needed_by', 'urgency_note', 'name', 'email',
+    'callback_phone'];
+
+  let config = {};
+  try {
+    config = JSON.parse(d.getElementById('sw-config').textContent);
+  } catch (e) {
+    // No config (an error page): nothing to talk to.
+  }
+  const toOrigin = (value) => {
+    try {
+      return new URL(value).origin;
+    } catch (e) {
+      return 'null';
+    }
+  };
+  // Compare origins the way browsers report them: "https://a.test", no path or slash.
+  const allowed = (config.allowedOrigins || []).map(toOrigin).filter((o) => o !== 'null');
+  const embedded = w.parent !== w && (config.embedded || d.body.classList.contains('embedded'));
+  let parentOrigin = null;
+
+  function tell(message) {
+    if (!embedded) return;
+    // Only post to the embedding page when it is one of the site's own origins.
+    const ancestors = w.location.ancestorOrigins;
+    const known = parentOrigin || (ancestors && ancestors.length ? ancestors[0] : null);
+    const targets = known ? allowed.filter((o) => o === known) : allowed;
+    targets.forEach((o) => w.parent.postMessage(message, o));
+  }
+
+  const text = (value, max) => (typeof value === 'string' ? value.slice(0, max) : '');
+
+  function pageDetails(message) {
+    const page = message.page || {};
+    const user = message.user || {};
+    const details = {
+      url: text(page.url, 2000),
+      title: text(page.title, 300),
+      viewport: text(page.viewport, 20),
+      userAgent: text(page.userAgent, 500),
+      referrer: text(page.referrer, 2000),
+      user: { name: text(user.name, 120), email: text(user.email, 254),
+        signature: text(user.signature, 500) },
+      context: message.context && typeof message.context === 'object' ? message.context : {}
+    };
+    // The server refuses page details over 8 KiB: drop the free-form context first.
+    if (JSON.stringify(details).length > 8000) details.context = { note: 'context too large' };
+    return JSON.stringify(details);
+  }
+
+  function prefill(name, value) {
+    const field = d.querySelector('#sw-form [name="' + name + '"]');
+    if (field && !field.value && typeof value === 'string') field.value = value.slice(0, 254);
+  }
+
+  /* Draft: survives closing the dialog or a reload, until the reference is shown.
+   * Embedded, the widget keeps it: browsers often deny storage to third-party frames. */
+  const DRAFT_KEY = 'supportwidget-draft';
+
+  function restoreDraft(draft) {
+    const form = d.getElementById('sw-form');
+    if (!form || !draft || typeof draft !== 'object') return;
+    DRAFT_FIELDS.forEach((name) => {
+      const field = form.elements[name];
+      if (field && !field.value && typeof draft[name] === 'string') field.value = draft[name];
+    });
+  }
+
+  function saveDraft(form) {
+    const draft = {};
+    DRAFT_FIELDS.forEach((name) => {
+      if (form.elements[name]) draft[name] = form.elements[name].value;
+    });
+    if (embedded) return tell({ type: P + 'draft', draft });
+    try {
+      w.sessionStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
+    } catch (e) {
+      // Blocked or full storage: a lost draft is not worth an error.
+    }
+  }
+
+  function storedDraft(clear) {
+    try {
+      if (clear) w.sessionStorage.removeItem(DRAFT_KEY);
+      return JSON.parse(w.sessionStorage.getItem(DRAFT_KEY));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  w.addEventListener('message', (event) => {
+    const message = event.data;
+    if (!allowed.includes(event.origin) || !message || message.type !== P + 'context') return;
+    parentOrigin = event.origin;
+    const meta = d.querySelector('#sw-form [name="page_meta"]');
+    if (meta) meta.value = pageDetails(message);
+    restoreDraft(message.draft);
+    const user = message.user || {};
+    prefill('name', user.name);
+    prefill('email', user.email);
+  });
+
+  d.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && !event.defaultPrevented) tell({ type: P + 'close' });
+  });
+
+  tell({ type: P + 'ready', emergency: /\/emergency$/.test(w.location.pathname) });
+  const result = d.getElementById('sw-result');
+  if (result) {
+    storedDraft(true);
+    result.focus();
+    tell({ type: P + 'submitted', reference: result.dataset.reference });
+  }
+
+  const form = d.getElementById('sw-form');
+  if (!form) return;
+  const summary = d.querySelector('.form-errors');
+  if (summary) {
+    // After a refused submission, start at the list of problems (also scrolls it into view).
+    summary.tabIndex = -1;
+    summary.focus();
+  }
+  if (!embedded) restoreDraft(storedDraft());
+  form.addEventListener('input', () => saveDraft(form));
+
+  /* Screenshots: picked, pasted or dropped; kept in `files` and mirrored into the input. */
+  const input = form.querySelector('input[type="file"][name="screenshots"]');
+  const zone = d.getElementById('screenshots-zone');
+  const thumbs = d.getElementById('thumbs');
+  const files = [];
+  let waiting = 0;
+  let pending = Promise.resolve();
+
+  function alertBox(id) {
+    const box = d.createElement('p');
+    box.className = 'error';
+    box.id = id;
+    box.tabIndex = -1;
+    box.setAttribute('role', 'alert');
+    box.hidden = true;
+    return box;
+  }
+  const notice = alertBox('screenshots-notice');
+  if (zone) zone.append(notice);
+
+  function say(message, box = notice) {
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  function sync() {
+    // DataTransfer is the only way to set input.files; keeps the no-XHR fallback honest.
+    try {
+      const transfer = new DataTransfer();
+      files.forEach((file) => transfer.items.add(file));
+      input.files = transfer.files;
+    } catch (e) {
+      // Old browser: the XHR path sends `files` itself.
+    }
+  }
+
+  function rename(name, type) {
+    const extension = type === 'image/png' ? '.png' : '.jpg';
+    return (name || 'screenshot').replace(/\.[a-z0-9]+$/i, '') + extension;
+  }
+
+  async function shrink(file) {
+    const bitmap = await createImageBitmap(file);
+    const scale = MAX_SIDE / Math.max(bitmap.width, bitmap.height);
+    if (scale >= 1) {
+      bitmap.close();
+      return file;
+    }
+    const canvas = d.createElement('canvas');
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    // Screenshots stay lossless PNG; photos (JPEG, WebP) become JPEG.
+    const type = file.type === 'image/png' || file.type === 'image/gif' ? 'image/png' : 'image/jpeg';
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, type, 0.9));
+    return blob ? new File([blob], rename(file.name, type), { type }) : file;
+  }
+
+  function render() {
+    thumbs.textContent = '';
+    files.forEach((file, index) => {
+      const item = d.createElement('li');
+      const image = d.createElement('img');
+      const url = URL.createObjectURL(file);
+      image.src = url;
+      image.alt = '';
+      image.addEventListener('load', () => URL.revokeObjectURL(url));
+      const name = d.createElement('span');
+      name.textContent = file.name;
+      const remove = d.createElement('button');
+      remove.type = 'button';
+      remove.className = 'remove';
+      remove.textContent = 'Remove';
+      remove.setAttribute('aria-label', 'Remove ' + file.name);
+      remove.addEventListener('click', () => {
+        files.splice(index, 1);
+        render();
+        sync();
+        say('');
+        input.focus();
+      });
+      item.append(image, name, remove);
+      thumbs.append(item);
+    });
+  }
+
+  function add(list) {
+    Array.from(list).forEach((file) => {
+      if (!TYPES.test(file.type)) {
+        say(file.name + ' is not an image. Please attach PNG, JPEG, WebP or GIF files.');
+        return;
+      }
+      if (files.length + waiting >= MAX_FILES) {
+        say('Please attach at most ' + MAX_FILES + ' screenshots.');
+        return;
+      }
+      waiting += 1;
+      pending = pending.then(() => shrink(file)).then((image) => {
+        if (config.maxBytes && image.size > config.maxBytes) {
+          say(file.name + ' is too large.');
+        } else {
+          files.push(image);
+        }
+      }, () => say(file.name + ' could not be read as an image.')).then(() => {
+        waiting -= 1;
+        render();
+        sync();
+      });
+    });
+  }
+
+  if (input && zone && thumbs) {
+    input.setAttribute('aria-describedby',
+      (input.getAttribute('aria-describedby') || '') + ' screenshots-notice');
+    input.addEventListener('change', () => {
+      const picked = Array.from(input.files);
+      sync(); // the picker replaced the list: put the kept files back, then add the new ones
+      add(picked);
+    });
+    d.addEventListener('paste', (event) => {
+      const pasted = event.clipboardData && event.clipboardData.files;
+      if (pasted && pasted.length) {
+        event.preventDefault();
+        add(pasted);
+      }
+    });
+    zone.addEventListener('dragover', (event) => {
+      event.preventDefault();
+      zone.classList.add('dragover');
+    });
+    zone.addEventListener('dragleave', () => zone.classList.remove('dragover'));
+    zone.addEventListener('drop', (event) => {
+      event.preventDefault();
+      zone.classList.remove('dragover');
+      add(event.dataTransfer.files);
+    });
+    // A file dropped beside the zone must not navigate away from a half-filled form.
+    d.addEventListener('dragover', (event) => event.preventDefault());
+    d.addEventListener('drop', (event) => event.preventDefault());
+  }
+
+  /* Submit with XHR so the progress bar can move; the server's page replaces this one. */
+  const progress = d.getElementById('progress');
+  const bar = progress && progress.querySelector('progress');
+  const submit = form.querySelector('[type="submit"]');
+  const sendNotice = alertBox('send-notice');
+  submit.before(sendNotice);
+  let busy = false;
+
+  function failed() {
+    busy = false;
+    submit.disabled = false;
+    if (progress) progress.hidden = true;
+    say('Your request could not be sent. Please check your connection and try again.', sendNotice);
+    sendNotice.focus();
+  }
+
+  function send() {
+    const body = new FormData(form);
+    body.delete('screenshots');
+    files.forEach((file) => body.append('screenshots', file, file.name));
+    const request = new XMLHttpRequest();
+    request.open('POST', form.action);
+    request.timeout = 120000;
+    request.upload.addEventListener('progress', (event) => {
+      if (bar && event.lengthComputable) bar.value = Math.round((100 * event.loaded) / event.total);
+    });
+    request.addEventListener('load', () => {
+      if (!/text\/html/.test(request.getResponseHeader('Content-Type') || '')) return failed();
+      // Server-rendered errors and the answer page take over, as after a normal post.
+      d.open();
+      d.write(request.responseText);
+      d.close();
+    });
+    request.addEventListener('error', failed);
+    request.addEventListener('timeout', failed);
+    if (progress) progress.hidden = false;
+    request.send(body);
+  }
+
+  form.addEventListener('submit', (event) => {
+    if (!w.FormData || !w.XMLHttpRequest) return;
+    event.preventDefault();
+    if (busy) return;
+    busy = true;
+    submit.disabled = true;
+    say('', sendNotice);
+    saveDraft(form);
+    pending.then(send);
+  });
+})();

@@ -1,0 +1,216 @@
+"""Live servers and real Chromium for the widget tests.
+
+* ``live_server``: the real app (SQLite file, real SMTP, tasks run at once)
+  served by waitress on a free 127.0.0.1 port, with a seeded client, site and
+  staff member, plus a host site on another origin (``http://localhost:<port>``)
+  whose pages embed widget.js.
+* ``chromium``: one headless Debian Chromium per test session.
+* ``page``: a fresh browser context and page for one test; ``console`` its log.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import waitress
+from flask import Flask
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from supportwidget.models import Client, Site, Staff, db
+
+from conftest import make_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+@dataclass
+class HostPage:
+    """One page of the host site: its body and extra response headers."""
+
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HostSite:
+    """A plain HTTP server on another origin, like a client's wp-admin."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, HostPage] = {}
+        handler = _host_handler(self.pages)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = int(self.server.server_address[1])
+        # Same server, two origins: only the first is in the site's allowed origins.
+        self.origin = f"http://localhost:{self.port}"
+        self.other_origin = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add(self, path: str, embed: str, *, css: str = "", headers: dict[str, str] | None = None,
+            title: str = "Dashboard ‹ Acme — WordPress") -> str:
+        """Serve a dashboard page holding ``embed`` at ``path``; return its URL (allowed origin)."""
+        self.pages[path] = HostPage(host_page(embed, title=title, css=css), headers or {})
+        return self.origin + path
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def _host_handler(pages: dict[str, HostPage]) -> type[BaseHTTPRequestHandler]:
+    """Return a request handler class that serves ``pages``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            page = pages.get(self.path.split("?")[0])
+            body = (page.body if page else "not found").encode()
+            self.send_response(200 if page else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (page.headers if page else {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output quiet
+
+    return Handler
+
+
+def host_page(embed: str, *, title: str = "Dashboard ‹ Acme — WordPress", css: str = "") -> str:
+    """Return a client dashboard page holding ``embed`` (one or more script tags)."""
+    style = f"<style>{css}</style>" if css else ""
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title>{style}</head><body><h1>Dashboard</h1><p><a href='#'>Posts</a></p>"
+        f"<p><button type='button'>Host button</button></p>{embed}</body></html>"
+    )
+
+
+def embed_tag(service_url: str, site_key: str, **data: str) -> str:
+    """Return the embed snippet with ``data-*`` attributes (``user_name`` → ``data-user-name``)."""
+    attrs = "".join(
+        f' data-{name.replace("_", "-")}="{html.escape(value)}"' for name, value in data.items()
+    )
+    src = f"{service_url}/widget.js"
+    return f'<script src="{src}" data-site-key="{site_key}"{attrs} async></script>'
+
+
+@dataclass
+class LiveService:
+    """The running service, its seeded site, its mailbox and the host site."""
+
+    url: str
+    app: Flask
+    site_key: str
+    smtp: Any
+    host: HostSite
+
+    def embed(self, **data: str) -> str:
+        """Return this site's embed snippet."""
+        return embed_tag(self.url, self.site_key, **data)
+
+    def query(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in an app context on a fresh session and return its result."""
+        with self.app.app_context():
+            try:
+                return fn()
+            finally:
+                db.session.remove()
+
+
+def _seed(app: Flask, host_origin: str) -> str:
+    """Seed a client without SLA, its site (allowing ``host_origin``) and one staff member."""
+    with app.app_context():
+        client = Client(name="Acme Shop", emails=["owner@acme.test"])
+        site = Site(client=client, name="acme.test", url=host_origin,
+                    allowed_origins=[host_origin])
+        staff = Staff(name="Alice", email="alice@agency.test", phone="+447700900001",
+                      on_call=True, role="admin")
+        db.session.add_all([client, site, staff])
+        db.session.commit()
+        key = site.site_key
+        db.session.remove()
+    return key
+
+
+def _stop_waitress(server: Any, thread: threading.Thread) -> None:
+    """Close every waitress channel from inside its own loop so ``run`` returns."""
+
+    def close_all() -> None:
+        for channel in list(server._map.values()):
+            channel.close()
+
+    server.trigger.pull_trigger(close_all)
+    thread.join(5)
+    server.task_dispatcher.shutdown()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, smtp_server: Any) -> Iterator[LiveService]:
+    """Run the service under waitress and a host site on another origin."""
+    host = HostSite()
+    server = waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0,
+                                    threads=4)
+    url = f"http://127.0.0.1:{server.effective_port}"
+    app = make_app(f"sqlite:///{tmp_path / 'live.sqlite'}", tmp_path, **smtp_server.config(),
+                   PUBLIC_URL=url, QUEUE_IMMEDIATE=True)
+    key = _seed(app, host.origin)
+    # waitress was bound first to learn its port; now hand it the real app.
+    server.application = app
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    host.start()
+    try:
+        yield LiveService(url=url, app=app, site_key=key, smtp=smtp_server, host=host)
+    finally:
+        host.stop()
+        _stop_waitress(server, thread)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """Launch Debian's Chromium once for the session."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """Open a fresh context (no shared storage) and page for one test."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def console(page: Page) -> list[str]:
+    """Collect the page's console messages (warnings, CSP violations)."""
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    return messages
+

@@ -1,0 +1,365 @@
+"""The embeddable widget and the hosted form's script, driven in real Chromium.
+
+A host page on another origin embeds widget.js from the live service; the tests
+click, type, paste and drop like a client would and check what staff receive.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+from playwright.sync_api import Frame, FrameLocator, Page, expect
+
+from supportwidget.models import Ticket, db
+
+from conftest import make_app
+
+if TYPE_CHECKING:
+    from browser_fixtures import LiveService
+
+pytest_plugins = ["browser_fixtures"]
+
+WIDGET_JS = Path(__file__).parent.parent / "supportwidget" / "static" / "widget.js"
+
+# Rules a careless theme or admin plugin might ship; the widget must survive them all.
+HOSTILE_CSS = """
+* { font-family: "Comic Sans MS", cursive !important; color: #0f0 !important; }
+body > * { opacity: .2 !important; transform: scale(.5) !important; }
+button { display: none !important; background: magenta !important; }
+div, iframe, [role=dialog] { display: none !important; }
+"""
+
+LABEL = "Create a ticket?"
+EMERGENCY_TAB = "Emergency? Site down / hacked / broken"
+FRAME = "iframe[title='Support request form']"
+
+
+def png(size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    """Return a real PNG of ``size``."""
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def newest_ticket(live: LiveService) -> Ticket:
+    """Return the newest ticket with its attachments loaded."""
+
+    def load() -> Ticket:
+        ticket = db.session.scalars(sa.select(Ticket).order_by(Ticket.id.desc())).first()
+        assert ticket is not None, "no ticket stored"
+        ticket.attachments  # noqa: B018 - load before the session closes
+        db.session.expunge(ticket)
+        return ticket
+
+    return live.query(load)
+
+
+def dashboard(live: LiveService, path: str = "/", **data: str) -> str:
+    """Serve a hostile-CSS dashboard that includes the widget twice; return its URL."""
+    data.setdefault("user_name", "Wendy Admin")
+    data.setdefault("user_email", "wendy@example.com")
+    data.setdefault("context", json.dumps({"cms": "WordPress 6.7", "theme": "Astra"}))
+    embed = live.embed(**data)
+    return live.host.add(path, embed + embed, css=HOSTILE_CSS)
+
+
+def shadow_focus(page: Page) -> str:
+    """Describe what has focus inside the widget's shadow root."""
+    return page.evaluate(
+        """() => {
+          const host = document.querySelector('supportwidget-button');
+          if (document.activeElement !== host) return 'outside';
+          const el = host.shadowRoot.activeElement;
+          if (!el) return 'none';
+          if (el.classList.contains('b')) return 'launcher';
+          return host.shadowRoot.querySelector('[role=dialog]').contains(el) ? 'dialog' : 'other';
+        }"""
+    )
+
+
+def open_widget(page: Page, url: str) -> FrameLocator:
+    """Load ``url``, open the dialog and return the form's frame once it is ready."""
+    page.goto(url)
+    page.get_by_role("button", name=LABEL).click()
+    form = page.frame_locator(FRAME)
+    expect(form.get_by_label("Subject")).to_be_visible()
+    return form
+
+
+def form_frame(page: Page) -> Frame:
+    """Return the form's frame for running script inside it."""
+    frame = page.locator(FRAME).element_handle().content_frame()
+    assert frame is not None
+    return frame
+
+
+def fill_request(form: FrameLocator | Page, name: str | None = None) -> None:
+    """Fill the required fields of a standard request."""
+    form.get_by_label("Subject").fill("Checkout button does nothing")
+    form.get_by_label("Description").fill("Since this morning the checkout button does nothing.")
+    if name is not None:
+        form.get_by_label("Your name").fill(name)
+        form.get_by_label("Your e-mail").fill("jane@example.com")
+
+
+@pytest.mark.browser
+def test_widget_files_a_ticket_with_page_details_and_screenshot(
+    live_server: LiveService, page: Page, console: list[str]
+) -> None:
+    url = dashboard(live_server)
+    page.goto(url)
+    launcher = page.get_by_role("button", name=LABEL)
+    expect(launcher).to_have_count(1)  # included twice, one button
+    expect(launcher).to_be_visible()
+    assert any("loaded twice" in line for line in console)
+    # The host's hostile CSS reaches neither the font nor the colours.
+    style = launcher.evaluate("b => [getComputedStyle(b).fontFamily, getComputedStyle(b).color]")
+    assert "Comic" not in style[0] and style[1] == "rgb(255, 255, 255)"
+
+    launcher.click()
+    dialog = page.get_by_role("dialog", name="Contact support")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("aria-modal", "true")
+    assert shadow_focus(page) == "dialog"
+    expect(page.get_by_role("button", name=EMERGENCY_TAB)).to_be_visible()
+
+    form = page.frame_locator(FRAME)
+    # data-user-* arrived by postMessage and filled the empty fields.
+    expect(form.get_by_label("Your name")).to_have_value("Wendy Admin")
+    expect(form.get_by_label("Your e-mail")).to_have_value("wendy@example.com")
+    # A refused submission shows the server's messages in place, problems first.
+    form.get_by_role("button", name="Send request").click()
+    expect(form.locator(".form-errors")).to_be_focused()
+    expect(form.locator("#subject-error")).to_have_text("Please give a short subject.")
+    fill_request(form)
+    form.locator("input[type=file]").set_input_files(
+        files=[{"name": "shot.png", "mimeType": "image/png", "buffer": png()}]
+    )
+    expect(form.locator("#thumbs li")).to_have_count(1)
+    form.get_by_role("button", name="Send request").click()
+
+    result = form.locator("#sw-result")
+    expect(result).to_contain_text(re.compile(r"SUP-\d+"))
+    expect(result).to_be_focused()
+    reference = result.get_attribute("data-reference")
+    expect(page.get_by_text(f"Request {reference} sent.")).to_be_visible()
+
+    ticket = newest_ticket(live_server)
+    assert ticket.reference == reference
+    assert ticket.page_meta["url"] == url
+    assert ticket.page_meta["title"] == "Dashboard ‹ Acme — WordPress"
+    assert re.fullmatch(r"\d+x\d+", ticket.page_meta["viewport"])
+    assert ticket.page_meta["context"] == {"cms": "WordPress 6.7", "theme": "Astra"}
+    assert [a.width for a in ticket.attachments] == [64]
+
+    mails = live_server.smtp.wait_for(3)
+    staff = [m for m in mails if "alice@agency.test" in m["To"]]
+    assert staff and reference in staff[0]["Subject"]
+    assert "WordPress 6.7" in staff[0].as_string()
+
+
+@pytest.mark.browser
+def test_escape_in_the_form_closes_and_focus_returns(live_server: LiveService, page: Page) -> None:
+    form = open_widget(page, dashboard(live_server))
+    subject = form.get_by_label("Subject")
+    subject.fill("Half-typed draft")
+
+    # Shift+Tab from the close button wraps to the form: focus stays in the dialog.
+    page.get_by_role("button", name="Close").focus()
+    page.keyboard.press("Shift+Tab")
+    assert shadow_focus(page) == "dialog"
+
+    subject.click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    assert shadow_focus(page) == "launcher"
+
+    # The draft survives closing the dialog, and reloading the page.
+    page.get_by_role("button", name=LABEL).click()
+    expect(subject).to_have_value("Half-typed draft")
+    page.get_by_role("button", name="Close").click()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    assert shadow_focus(page) == "launcher"
+    page.reload()
+    page.get_by_role("button", name=LABEL).click()
+    expect(subject).to_have_value("Half-typed draft")
+
+
+def forge_context(page: Page, opener_url: str, form_url: str) -> Page:
+    """From ``opener_url``, open the form and post it a widget context message."""
+    page.goto(opener_url)
+    with page.expect_popup() as popup_info:
+        page.evaluate("url => { window.form = window.open(url) }", form_url)
+    popup = popup_info.value
+    expect(popup.get_by_label("Subject")).to_be_visible()
+    popup.evaluate(
+        """() => { window.flushed = new Promise(resolve =>
+             addEventListener('message', e => e.data === 'flush' && resolve())) }"""
+    )
+    page.evaluate(
+        """() => {
+          window.form.postMessage({type: 'supportwidget:context', page: {url: location.href},
+            user: {name: 'Mallory', email: 'mallory@example.org'}, context: {cms: 'forged'}}, '*');
+          window.form.postMessage('flush', '*');
+        }"""
+    )
+    # Messages arrive in order: once 'flush' is in, the context message was handled.
+    popup.evaluate("() => window.flushed")
+    return popup
+
+
+@pytest.mark.browser
+def test_form_takes_page_details_only_from_allowed_origins(
+    live_server: LiveService, page: Page
+) -> None:
+    live_server.host.add("/blank", "")
+    form_url = f"{live_server.url}/s/{live_server.site_key}"
+
+    popup = forge_context(page, live_server.host.other_origin + "/blank", form_url)
+    expect(popup.get_by_label("Your name")).to_have_value("")
+    fill_request(popup, name="Jane Owner")
+    popup.get_by_role("button", name="Send request").click()
+    expect(popup.locator("#sw-result")).to_contain_text("SUP-")
+    assert newest_ticket(live_server).page_meta == {}
+    popup.close()
+
+    # The same message from the site's own origin is taken.
+    popup = forge_context(page, live_server.host.origin + "/blank", form_url)
+    expect(popup.get_by_label("Your name")).to_have_value("Mallory")
+    fill_request(popup)
+    popup.get_by_role("button", name="Send request").click()
+    expect(popup.locator("#sw-result")).to_contain_text("SUP-")
+    assert newest_ticket(live_server).page_meta["context"] == {"cms": "forged"}
+
+
+@pytest.mark.browser
+def test_widget_on_an_origin_not_allowed_offers_the_form_in_a_new_tab(
+    live_server: LiveService, page: Page
+) -> None:
+    dashboard(live_server, "/elsewhere")
+    page.goto(live_server.host.other_origin + "/elsewhere")
+    page.get_by_role("button", name=LABEL).click()
+    fallback = page.get_by_role("link", name="The form cannot be shown here: open it in a new tab.")
+    with page.expect_popup() as popup_info:
+        fallback.click()
+    popup = popup_info.value
+    fill_request(popup, name="Jane Owner")
+    popup.get_by_role("button", name="Send request").click()
+    expect(popup.locator("#sw-result")).to_contain_text("SUP-")
+    assert newest_ticket(live_server).page_meta == {}
+
+
+@pytest.mark.browser
+def test_widget_works_on_a_strict_csp_page(
+    live_server: LiveService, page: Page, console: list[str]
+) -> None:
+    embed = live_server.embed(color="#ffd400", label="Need help?")
+    csp = f"default-src 'none'; script-src {live_server.url}; style-src 'none'; " \
+          f"frame-src {live_server.url}; connect-src {live_server.url}"
+    url = live_server.host.add("/strict", embed, headers={"Content-Security-Policy": csp})
+    page.goto(url)
+    launcher = page.get_by_role("button", name="Need help?")
+    expect(launcher).to_be_visible()
+    # The constructed stylesheet applied: fixed, yellow, and black text for contrast.
+    looks = launcher.evaluate(
+        "b => { const s = getComputedStyle(b); return [s.position, s.backgroundColor, s.color] }"
+    )
+    assert looks == ["fixed", "rgb(255, 212, 0)", "rgb(0, 0, 0)"]
+    launcher.click()
+    expect(page.get_by_role("dialog", name="Contact support")).to_be_visible()
+    form = page.frame_locator(FRAME)
+    expect(form.get_by_label("Subject")).to_be_visible()
+
+    # The emergency tab switches the frame; the form's own link switches back.
+    emergency_tab = page.get_by_role("button", name=EMERGENCY_TAB)
+    emergency_tab.click()
+    expect(form.get_by_role("heading", name="Report an emergency")).to_be_visible()
+    expect(emergency_tab).to_have_attribute("aria-pressed", "true")
+    form.get_by_role("link", name="create a normal ticket").click()
+    expect(form.get_by_role("heading", name="Create a ticket")).to_be_visible()
+    expect(page.get_by_role("button", name="Request")).to_have_attribute("aria-pressed", "true")
+    assert not [line for line in console if "Content Security Policy" in line]
+
+
+@pytest.mark.browser
+def test_pasted_and_dropped_screenshots_are_uploaded(live_server: LiveService, page: Page) -> None:
+    form = open_widget(page, dashboard(live_server))
+    frame = form_frame(page)
+    images = {
+        "dropped.png": base64.b64encode(png()).decode(),
+        "pasted.png": base64.b64encode(png((3000, 1200), (20, 90, 200))).decode(),
+        "spare.png": base64.b64encode(png((10, 10))).decode(),
+    }
+    frame.evaluate(
+        """images => {
+          const file = (name, type, b64) => new File(
+            [Uint8Array.from(atob(b64), c => c.charCodeAt(0))], name, {type});
+          const carrying = (...files) => {
+            const dt = new DataTransfer();
+            files.forEach(f => dt.items.add(f));
+            return dt;
+          };
+          const zone = document.getElementById('screenshots-zone');
+          zone.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true,
+            dataTransfer: carrying(file('dropped.png', 'image/png', images['dropped.png']),
+                                   file('notes.txt', 'text/plain', btoa('not an image')))}));
+          document.getElementById('subject')
+            .dispatchEvent(new ClipboardEvent('paste', {bubbles: true, cancelable: true,
+              clipboardData: carrying(file('pasted.png', 'image/png', images['pasted.png']))}));
+          zone.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true,
+            dataTransfer: carrying(file('spare.png', 'image/png', images['spare.png']))}));
+        }""",
+        images,
+    )
+    thumbs = form.locator("#thumbs li")
+    expect(thumbs).to_have_count(3)
+    expect(form.get_by_role("alert")).to_contain_text("notes.txt is not an image")
+    form.get_by_role("button", name="Remove spare.png").click()
+    expect(thumbs).to_have_count(2)
+    expect(thumbs.nth(0)).to_contain_text("dropped.png")
+
+    fill_request(form)
+    form.get_by_role("button", name="Send request").click()
+    expect(form.locator("#sw-result")).to_contain_text("SUP-")
+    ticket = newest_ticket(live_server)
+    sizes = sorted((a.width, a.height) for a in ticket.attachments)
+    # The 3000 px paste was scaled to 2560 px in the browser, still a PNG.
+    assert sizes == [(64, 48), (2560, 1024)]
+    assert sorted(a.content_type for a in ticket.attachments) == ["image/png", "image/png"]
+
+
+@pytest.mark.browser
+def test_unreachable_service_still_opens_and_says_so(live_server: LiveService, page: Page) -> None:
+    # The script comes from an address where nothing listens (its copy served by the
+    # browser's router), so the iframe and the health check really fail.
+    dead = "http://127.0.0.1:9"
+    page.route(f"{dead}/widget.js", lambda route: route.fulfill(
+        body=WIDGET_JS.read_bytes(), content_type="text/javascript"))
+    embed = f'<script src="{dead}/widget.js" data-site-key="{live_server.site_key}" ' \
+            f'data-locale="de"></script>'
+    page.goto(live_server.host.add("/down", embed))
+    page.get_by_role("button", name="Ticket erstellen?").click()
+    expect(page.get_by_role("dialog", name="Support kontaktieren")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Support nicht erreichbar")
+
+
+def test_widget_js_is_small_cacheable_javascript(tmp_path: Path) -> None:
+    assert len(gzip.compress(WIDGET_JS.read_bytes(), 9)) <= 4096
+    app = make_app(f"sqlite:///{tmp_path / 'w.sqlite'}", tmp_path)
+    response = app.test_client().get("/widget.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert re.search(r"max-age=\d+", response.headers["Cache-Control"])
+    assert response.get_data() == WIDGET_JS.read_bytes()
+    response.close()
+    with app.app_context():
+        db.engine.dispose()
