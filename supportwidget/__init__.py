@@ -55,6 +55,13 @@ def _defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "PUBLIC_FORM_RATE_LIMIT": "20 per hour",
         "EMERGENCY_RATE_LIMIT": "3 per hour",
+        "DEFAULT_TIMEZONE": "UTC",
+        "DEFAULT_HOURS": "mon-fri 09:00-17:30",
+        "DEFAULT_HOLIDAYS": None,
+        "DEFAULT_TARGET": "16h",
+        "PRE_BREACH_WARNING": "1h",
+        "SCHEDULER_SECONDS": 15,
+        "LOG_FORMAT": "text",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
     }
@@ -80,7 +87,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
 
     from . import (
+        api,
         cli,
+        dashboard,
         database,
         demo,
         errors,
@@ -108,4 +117,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
     app.register_blueprint(webhooks.bp)
+    api.init_app(app)
+    dashboard.init_app(app)
     return app

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from . import messages, outbox, periodic, tickets
+from . import messages, outbox, periodic, sla, tickets
 from .models import Notification, Site, Staff, Ticket, TicketEvent, WebhookReceipt, db, utcnow
 from .worker import enqueue_call
 
@@ -75,7 +75,7 @@ def open_emergency(
 def schedule_emergency(ticket: Ticket, site: Site) -> None:
     """Put an emergency at the top of the queue and set its first re-page."""
     now = ticket.created_at
-    plan = site.client.active_plan(now.date())
+    plan = sla.active_plan_at(site.client, now)
     if plan is not None:
         ticket.sla_plan_name = plan.name
         if plan.emergency_response_minutes:

@@ -36,6 +36,12 @@ def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
     site = db.session.scalar(sa.select(Site).where(Site.site_key == site_key))
     if site is None:
+        site = db.session.scalar(
+            sa.select(Site).where(
+                Site.previous_site_key == site_key, Site.previous_key_expires_at > utcnow()
+            )
+        )
+    if site is None:
         abort(404, "There is no support form at this address. Please check the link.")
     if not site.enabled:
         abort(403, "Support requests for this site are switched off. Please contact the agency.")

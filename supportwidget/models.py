@@ -91,6 +91,9 @@ class Site(db.Model):
     name: Mapped[str] = mapped_column(sa.String(200))
     url: Mapped[str] = mapped_column(sa.String(500))
     site_key: Mapped[str] = mapped_column(sa.String(64), unique=True, default=new_site_key)
+    # After a key rotation the old key keeps working until this time, so embeds can be updated.
+    previous_site_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    previous_key_expires_at: Mapped[datetime | None]
     allowed_origins: Mapped[list[str]] = mapped_column(default=list)
     label: Mapped[str | None] = mapped_column(sa.String(60))
     color: Mapped[str | None] = mapped_column(sa.String(20))

@@ -12,8 +12,11 @@ CALLS: dict[str, Callable[..., Any]] = {}
 
 
 def every_minute_mail() -> None:
-    """Re-drive e-mail rows that are due or stuck."""
+    """Re-drive e-mail rows that are due or stuck; warn staff of SLA targets about to breach."""
+    from .breaches import warn_breaches
+
     outbox.redrive()
+    warn_breaches()
 
 
 def every_minute_sms() -> None:
@@ -21,6 +24,12 @@ def every_minute_sms() -> None:
     for name in ("repage_due",):
         if name in CALLS:
             CALLS[name]()
+
+
+def run_all() -> None:
+    """Run every periodic job once (called by the worker holding the scheduler lease)."""
+    every_minute_sms()
+    every_minute_mail()
 
 
 def call(name: str, *args: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .business_time import BusinessCalendar, parse_duration
-from .models import SlaPause, SlaPlan, Ticket, db
+from .models import Client, SlaPause, SlaPlan, Ticket, db
 
 FCFS_EXPECTATION = (
     "We usually get to requests within a few hours to a couple of days, depending on how "
@@ -17,34 +19,70 @@ FCFS_EXPECTATION = (
     "without a support plan are handled first come, first served."
 )
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
+DEFAULT_HOURS = "mon-fri 09:00-17:30"
+
+
+@functools.lru_cache(maxsize=64)
+def _calendar(
+    timezone: str, hours: str, country: str | None, extra: tuple[str, ...]
+) -> BusinessCalendar:
+    # Plans change rarely and a calendar caches its days: share one per distinct plan shape.
+    return BusinessCalendar(timezone, hours, country, [date.fromisoformat(d) for d in extra])
+
+
+def _as_tuple(days: Iterable[str] | str | None) -> tuple[str, ...]:
+    if not days:
+        return ()
+    return (days,) if isinstance(days, str) else tuple(str(d) for d in days)
 
 
 def calendar_for(plan: SlaPlan | None) -> BusinessCalendar:
     """Return the business calendar of a plan, or the agency's default hours."""
     if plan is None:
         cfg = current_app.config
-        return BusinessCalendar(
-            cfg.get("DEFAULT_TIMEZONE", "UTC"),
-            cfg.get("DEFAULT_HOURS", "mon-fri 09:00-17:30"),
-            cfg.get("DEFAULT_HOLIDAYS"),
+        return _calendar(
+            cfg.get("DEFAULT_TIMEZONE") or "UTC",
+            cfg.get("DEFAULT_HOURS") or DEFAULT_HOURS,
+            cfg.get("DEFAULT_HOLIDAYS") or None,
+            _as_tuple(cfg.get("DEFAULT_EXTRA_HOLIDAYS")),
         )
-    extra = [date.fromisoformat(d) for d in plan.extra_holidays or []]
-    return BusinessCalendar(plan.timezone, plan.hours, plan.holiday_country, extra)
+    return _calendar(
+        plan.timezone, plan.hours, plan.holiday_country or None, _as_tuple(plan.extra_holidays)
+    )
+
+
+def default_target() -> timedelta:
+    """Return the business time clients without an SLA are queued by (DEFAULT_TARGET)."""
+    value = current_app.config.get("DEFAULT_TARGET", "16h")
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+def active_plan_at(client: Client, now: datetime) -> SlaPlan | None:
+    """Return the client's plan in force at an instant, judged on the plan's local date."""
+    plan = client.sla_plan
+    if plan is None:
+        return None
+    # A contract ending 2026-12-31 covers that whole day where the agency works.
+    return client.active_plan(now.astimezone(ZoneInfo(plan.timezone)).date())
 
 
 def schedule_new(ticket: Ticket, now: datetime) -> None:
     """Set the due times of a new standard request from its client's contract."""
-    plan = ticket.site.client.active_plan(now.date())
+    plan = active_plan_at(ticket.site.client, now)
     calendar = calendar_for(plan)
     if plan is None:
-        target = parse_duration(current_app.config.get("DEFAULT_TARGET", "16h"))
-        ticket.effective_due_at = calendar.add(now, target)
+        ticket.sla_plan_name = ticket.first_response_due = ticket.resolution_due = None
+        ticket.effective_due_at = calendar.add(now, default_target())
+        # Without an SLA nothing is promised by a date: any needed-by date needs a look.
         ticket.needed_by_conflict = ticket.needed_by is not None
         return
     ticket.sla_plan_name = plan.name
     ticket.first_response_due = calendar.add(now, timedelta(minutes=plan.first_response_minutes))
     ticket.resolution_due = calendar.add(now, timedelta(minutes=plan.resolution_minutes))
     ticket.effective_due_at = ticket.first_response_due
+    ticket.needed_by_conflict = False
     if ticket.needed_by is not None:
         needed = datetime.combine(ticket.needed_by, time(23, 59), ZoneInfo(plan.timezone))
         ticket.needed_by_conflict = needed < ticket.resolution_due
@@ -75,20 +113,21 @@ def expectation(ticket: Ticket) -> str:
     if ticket.kind == "emergency":
         return "Our on-call team is being paged now and will contact you as soon as possible."
     if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
-        plan = db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == ticket.sla_plan_name))
+        plan = plan_of(ticket)
         tz = plan.timezone if plan else "UTC"
         text = (
-            f"First response by {format_due(ticket.first_response_due, tz)} and resolution "
-            f"by {format_due(ticket.resolution_due, tz)} ({tz}) — your {ticket.sla_plan_name} plan."
+            f"First response by {format_due(ticket.first_response_due, tz)} — your "
+            f"{ticket.sla_plan_name} plan. Resolution target: "
+            f"{format_due(ticket.resolution_due, tz)} (times in {tz})."
         )
     else:
         position = queue_position(ticket)
-        place = f" You are number {position} in the queue." if position else ""
+        place = f" Right now you are number {position} in the queue." if position else ""
         text = FCFS_EXPECTATION + place
-    if ticket.needed_by_conflict:
+    if ticket.needed_by_conflict and ticket.needed_by is not None:
         text += (
-            f" You need this by {ticket.needed_by:%a %d %b %Y}: we will do our best to "
-            "accommodate that date."
+            f" You need this by {ticket.needed_by:%a} {ticket.needed_by.day} "
+            f"{ticket.needed_by:%b %Y}: we will do our best to accommodate that date."
         )
     return text
 
@@ -107,7 +146,7 @@ def pause(ticket: Ticket, now: datetime) -> None:
 
 
 def resume(ticket: Ticket, now: datetime) -> timedelta:
-    """Restart the resolution clock; push the due time by the business time left at the pause."""
+    """Restart the resolution clock; push the due time by the business time paused."""
     span = open_pause(ticket)
     if span is None:
         return timedelta(0)
@@ -120,6 +159,14 @@ def resume(ticket: Ticket, now: datetime) -> timedelta:
         if ticket.first_responded_at is not None:
             ticket.effective_due_at = ticket.resolution_due
     return paused
+
+
+def status_changed(ticket: Ticket, now: datetime) -> None:
+    """Pause or resume the resolution clock after the ticket's status changed."""
+    if ticket.status == "waiting_on_client":
+        pause(ticket, now)
+    else:
+        resume(ticket, now)
 
 
 def open_pause(ticket: Ticket) -> SlaPause | None:

@@ -51,7 +51,8 @@ def decode_cursor(cursor: str) -> tuple[int, datetime, int]:
 def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
     status = filters.status or "open"
     if status == "open":
-        query = query.where(Ticket.status.in_(OPEN_STATUSES))
+        # Same meaning as the open statuses, but served by the queue index (rank 9 = closed).
+        query = query.where(Ticket.queue_rank < 9)
     elif status != "all":
         query = query.where(Ticket.status == status)
     if filters.kind:

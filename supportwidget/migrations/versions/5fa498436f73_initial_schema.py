@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 398c5bf3a01c
+Revision ID: 5fa498436f73
 Revises: 
-Create Date: 2026-11-26 04:31:27.039328
+Create Date: 2026-11-26 04:45:42.530720
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '398c5bf3a01c'
+revision = '5fa498436f73'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -80,6 +80,8 @@ def upgrade():
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('url', sa.String(length=500), nullable=False),
     sa.Column('site_key', sa.String(length=64), nullable=False),
+    sa.Column('previous_site_key', sa.String(length=64), nullable=True),
+    sa.Column('previous_key_expires_at', sa.DateTime(), nullable=True),
     sa.Column('allowed_origins', sa.JSON(), nullable=False),
     sa.Column('label', sa.String(length=60), nullable=True),
     sa.Column('color', sa.String(length=20), nullable=True),
@@ -88,6 +90,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['client_id'], ['client.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('previous_site_key'),
     sa.UniqueConstraint('site_key')
     )
     with op.batch_alter_table('site', schema=None) as batch_op:

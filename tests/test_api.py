@@ -1,0 +1,322 @@
+"""The staff JSON API: token auth, the queue with filters and cursors, tickets, OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_spec
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from test_sla import GOLD, filed_at, invoke, london
+
+from supportwidget import api, sla, tickets
+from supportwidget.models import Client, Site, Staff, Ticket, db, utcnow
+
+SPEC_URI = "urn:supportwidget:openapi"
+
+
+@pytest.fixture
+def api_client(app, client):
+    """Return the test client, with the API registered if the factory does not yet."""
+    if "api" not in app.blueprints:
+        api.init_app(app)
+    return client
+
+
+@pytest.fixture
+def token(runner, site):
+    """Return a fresh API token for Alice, made by the real CLI."""
+    result = runner.invoke(args=["staff", "token", "alice@agency.test"])
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def spec(api_client):
+    """Return the served OpenAPI document, checked against the OpenAPI 3.1 schema."""
+    response = api_client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.get_json()
+    validate_spec(document)
+    return document
+
+
+def check(spec, response, path: str, status: int) -> dict:
+    """Assert a real response matches what the document says that path answers."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    operation = spec["paths"][path]["get"]
+    assert str(status) in operation["responses"], f"{path} does not document {status}"
+    pointer = "/".join(
+        part.replace("~", "~0").replace("/", "~1")
+        for part in ("paths", path, "get", "responses", str(status), "content")
+    )
+    registry = Registry().with_resource(
+        SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
+    schema = {"$ref": f"{SPEC_URI}#/{pointer}/application~1json/schema"}
+    validator = Draft202012Validator(
+        schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    body = response.get_json()
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert not errors, errors
+    return body
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def emergency(site, acknowledged: bool = False, **fields) -> Ticket:
+    request = tickets.Request("Site down", "Every page is a 500.", "Jo", "jo@example.com")
+    ticket = tickets.new_ticket(site, request, kind="emergency", category="offline", **fields)
+    ticket.effective_due_at = ticket.created_at
+    if acknowledged:
+        ticket.acknowledged_at = utcnow()
+        ticket.acknowledged_by = db.session.scalar(sa.select(Staff).order_by(Staff.id))
+        ticket.status = "in_progress"
+    ticket.update_queue_rank()
+    db.session.commit()
+    return ticket
+
+
+@pytest.fixture
+def seeded(runner, site):
+    """Two clients (one on Gold), three sites, a mix of kinds and statuses."""
+    invoke(runner, *GOLD)
+    bakery = Client(name="Bakery", emails=["owner@bakery.test"])
+    bakery_site = Site(client=bakery, name="bakery.test", url="https://bakery.test")
+    shop2 = Site(client=site.client, name="shop2.test", url="https://shop2.test")
+    db.session.add_all([bakery, bakery_site, shop2])
+    db.session.commit()
+    invoke(runner, "client", "contract", "Bakery", "--sla", "Gold")
+    db.session.expire_all()
+    base = london(2026, 11, 23, 9, 0)
+    made = {
+        "fcfs_old": filed_at(site, base),
+        "gold_late": filed_at(bakery_site, base + timedelta(hours=30)),
+        "gold_early": filed_at(bakery_site, base + timedelta(hours=1)),
+        "fcfs_new": filed_at(shop2, base + timedelta(hours=2)),
+        "resolved": filed_at(site, base + timedelta(minutes=5)),
+        "acked": emergency(site, acknowledged=True),
+        "unacked": emergency(bakery_site),
+    }
+    made["resolved"].status = "resolved"
+    made["resolved"].update_queue_rank()
+    db.session.commit()
+    return made
+
+
+def refs(body: dict) -> list[str]:
+    return [t["reference"] for t in body["tickets"]]
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer sw_not-a-real-token"},
+        {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/tickets", "/api/v1/tickets/SUP-1"])
+def test_missing_or_bad_token_is_a_json_401(api_client, spec, token, headers, path):
+    response = api_client.get(path, headers=headers)
+    documented = path.removeprefix("/api/v1").replace("SUP-1", "{reference}")
+    body = check(spec, response, documented, 401)
+    assert body["error"] == "Unauthorized"
+    assert "token" in body["message"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_new_token_replaces_old_and_inactive_staff_are_refused(api_client, runner, token):
+    assert api_client.get("/api/v1/tickets", headers=auth(token)).status_code == 200
+    newer = runner.invoke(args=["staff", "token", "alice@agency.test"]).output.split()[-1]
+    assert api_client.get("/api/v1/tickets", headers=auth(token)).status_code == 401
+    assert api_client.get("/api/v1/tickets", headers=auth(newer)).status_code == 200
+    alice = db.session.scalar(sa.select(Staff).where(Staff.email == "alice@agency.test"))
+    assert alice.api_token_hash != newer  # stored hashed, never as given
+    alice.active = False
+    db.session.commit()
+    assert api_client.get("/api/v1/tickets", headers=auth(newer)).status_code == 401
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+def test_list_is_in_queue_order_and_matches_the_document(api_client, spec, token, seeded):
+    body = check(spec, api_client.get("/api/v1/tickets", headers=auth(token)), "/tickets", 200)
+    order = ["unacked", "acked", "gold_early", "fcfs_old", "fcfs_new", "gold_late"]
+    assert refs(body) == [seeded[name].reference for name in order]
+    assert body["next_cursor"] is None
+    first = body["tickets"][0]
+    assert first["kind"] == "emergency" and first["acknowledged_by"] is None
+    acked = body["tickets"][1]
+    assert acked["acknowledged_by"]["email"] == "alice@agency.test"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Closed work sorts after all open work.
+        (
+            "status=all",
+            ["unacked", "acked", "gold_early", "fcfs_old", "fcfs_new", "gold_late", "resolved"],
+        ),
+        ("status=resolved", ["resolved"]),
+        ("status=in_progress", ["acked"]),
+        ("kind=emergency", ["unacked", "acked"]),
+        ("kind=standard&client=Bakery", ["gold_early", "gold_late"]),
+        ("client=Acme+Shop", ["acked", "fcfs_old", "fcfs_new"]),
+        ("site=shop2.test-key", ["fcfs_new"]),
+    ],
+)  # fmt: skip
+def test_filters(api_client, spec, token, seeded, query, expected):
+    if "shop2.test-key" in query:
+        key = db.session.scalar(sa.select(Site.site_key).where(Site.name == "shop2.test"))
+        query = f"site={key}"
+    response = api_client.get(f"/api/v1/tickets?{query}", headers=auth(token))
+    body = check(spec, response, "/tickets", 200)
+    assert refs(body) == [seeded[name].reference for name in expected]
+
+
+def test_filters_by_id(api_client, token, seeded):
+    bakery = db.session.scalar(sa.select(Client).where(Client.name == "Bakery"))
+    site_id = seeded["fcfs_new"].site_id
+    by_client = api_client.get(f"/api/v1/tickets?client={bakery.id}", headers=auth(token))
+    by_site = api_client.get(f"/api/v1/tickets?site={site_id}", headers=auth(token))
+    assert set(refs(by_client.get_json())) == {
+        seeded[n].reference for n in ("unacked", "gold_early", "gold_late")
+    }
+    assert refs(by_site.get_json()) == [seeded["fcfs_new"].reference]
+
+
+def _naive_cursor() -> str:
+    raw = json.dumps([2, datetime(2026, 1, 1).isoformat(), 1]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("status=pending", "status must be one of"),
+        ("kind=urgent", "kind must be standard or emergency"),
+        ("client=Nobody", "No client with id or name 'Nobody'"),
+        ("site=nokey", "No site with id or key 'nokey'"),
+        ("limit=0", "limit must be a whole number from 1 to 100"),
+        ("limit=101", "limit must be a whole number from 1 to 100"),
+        ("limit=ten", "limit must be a whole number from 1 to 100"),
+        ("limit=\u00b2", "limit must be a whole number from 1 to 100"),
+        ("cursor=not-a-cursor", "cursor is not valid"),
+        ("cursor=" + base64.urlsafe_b64encode(b'"x"').decode(), "cursor is not valid"),
+        ("cursor=" + _naive_cursor(), "cursor is not valid"),
+    ],
+)
+def test_bad_parameters_are_a_json_400(api_client, spec, token, seeded, query, message):
+    response = api_client.get(f"/api/v1/tickets?{query}", headers=auth(token))
+    body = check(spec, response, "/tickets", 400)
+    assert message in body["message"]
+
+
+def test_walking_every_page_returns_each_open_ticket_once_in_order(api_client, spec, token, site):
+    invoke_start = london(2026, 11, 2, 9, 0)
+    for n in range(23):
+        # Out-of-order creation times: the queue must not follow insertion order.
+        filed_at(site, invoke_start + timedelta(minutes=(n * 37) % 23 * 10))
+    closed = filed_at(site, invoke_start)
+    closed.status = "closed"
+    closed.update_queue_rank()
+    emergency(site)
+    db.session.commit()
+
+    everything = api_client.get("/api/v1/tickets?limit=100", headers=auth(token)).get_json()
+    assert len(everything["tickets"]) == 24 and everything["next_cursor"] is None
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "limit=5" + (f"&cursor={cursor}" if cursor else "")
+        response = api_client.get(f"/api/v1/tickets?{query}", headers=auth(token))
+        body = check(spec, response, "/tickets", 200)
+        seen += refs(body)
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5
+    assert seen == refs(everything)
+    assert len(set(seen)) == 24 and closed.reference not in seen
+    open_refs = db.session.scalars(sa.select(Ticket).where(Ticket.status != "closed")).all()
+    assert set(seen) == {t.reference for t in open_refs}
+    dues = [t.effective_due_at for t in map(tickets.find_by_reference, seen[1:])]
+    assert dues == sorted(dues)
+
+
+# --- one ticket --------------------------------------------------------------------------------
+
+
+def test_ticket_detail_of_a_client_without_sla(api_client, spec, token, seeded):
+    ticket = seeded["fcfs_new"]
+    response = api_client.get(f"/api/v1/tickets/{ticket.reference}", headers=auth(token))
+    body = check(spec, response, "/tickets/{reference}", 200)
+    assert body["reference"] == ticket.reference
+    assert (body["kind"], body["category"], body["status"]) == ("standard", None, "new")
+    assert body["client"]["name"] == "Acme Shop" and body["site"]["name"] == "shop2.test"
+    assert body["sla_plan"] is None
+    assert body["first_response_due"] is None and body["resolution_due"] is None
+    assert body["queue_position"] == 2  # fcfs_old is ahead; the resolved one no longer counts
+    assert body["queue_position"] == sla.queue_position(ticket)
+    assert datetime.fromisoformat(body["created_at"]) == london(2026, 11, 23, 11, 0)
+    assert body["created_at"].endswith("+00:00")
+    assert body["breached"] == {"first_response": False, "resolution": False}
+    assert body["acknowledged_by"] is None and body["acknowledged_at"] is None
+
+
+def test_ticket_detail_of_an_sla_client(api_client, spec, token, seeded):
+    ticket = seeded["gold_early"]
+    ticket.breach_warned, ticket.breached = ["first_response"], ["first_response"]
+    ticket.needed_by = london(2026, 11, 24, 0, 0).date()
+    db.session.commit()
+    response = api_client.get(f"/api/v1/tickets/{ticket.reference.lower()}", headers=auth(token))
+    body = check(spec, response, "/tickets/{reference}", 200)
+    assert body["sla_plan"] == "Gold" and body["queue_position"] is None
+    assert datetime.fromisoformat(body["first_response_due"]) == london(2026, 11, 23, 14, 0)
+    assert datetime.fromisoformat(body["resolution_due"]) == london(2026, 11, 24, 17, 30)
+    assert body["needed_by"] == "2026-11-24"
+    assert body["breach_warned"] == {"first_response": True, "resolution": False}
+    assert body["breached"] == {"first_response": True, "resolution": False}
+
+
+def test_acknowledged_emergency_detail(api_client, spec, token, seeded):
+    ticket = seeded["acked"]
+    response = api_client.get(f"/api/v1/tickets/{ticket.reference}", headers=auth(token))
+    body = check(spec, response, "/tickets/{reference}", 200)
+    assert (body["kind"], body["category"]) == ("emergency", "offline")
+    assert body["acknowledged_by"]["name"] == "Alice"
+    assert datetime.fromisoformat(body["acknowledged_at"]) == ticket.acknowledged_at
+    assert body["queue_position"] is None
+
+
+@pytest.mark.parametrize(
+    "reference", ["SUP-999", "nonsense", "SUP-", "SUP-99999999999999999999", "SUP-\u00b2"]
+)
+def test_unknown_ticket_is_a_json_404(api_client, spec, token, seeded, reference):
+    response = api_client.get(f"/api/v1/tickets/{reference}", headers=auth(token))
+    body = check(spec, response, "/tickets/{reference}", 404)
+    assert body["error"] == "Not Found" and reference in body["message"]
+
+
+def test_openapi_document_describes_both_endpoints_and_bearer_auth(spec):
+    assert spec["openapi"].startswith("3.1")
+    assert {"/tickets", "/tickets/{reference}"} <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    params = {p["name"] for p in spec["paths"]["/tickets"]["get"]["parameters"]}
+    assert params == {"status", "client", "site", "kind", "cursor", "limit"}
