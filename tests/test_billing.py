@@ -1,0 +1,165 @@
+"""Emergency billing: who is charged, for which minutes, at which rate, rounded how."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from test_dashboard import login, new_emergency, new_request
+
+from supportwidget import dashboard, updates
+from supportwidget.billing import BillingError, amount_for, month_bounds
+from supportwidget.models import Client, Site, SlaPlan, Staff, db
+
+MARCH = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def app(app):
+    if "dashboard" not in app.blueprints:
+        dashboard.init_app(app)
+    return app
+
+
+@pytest.fixture
+def bob(site):
+    member = db.session.scalar(sa.select(Staff).where(Staff.email == "bob@agency.test"))
+    member.set_password("correct horse battery")
+    site.client.hourly_rate = Decimal("150.00")
+    db.session.commit()
+    return member
+
+
+def work(ticket, member, minutes, billable=True, at=MARCH):
+    """Log time through the workflow, then date it."""
+    entry = updates.log_time(ticket, member, minutes, None, billable)
+    entry.created_at = at
+    db.session.commit()
+    return entry
+
+
+def other_site(name, rate, plan=None):
+    client = Client(name=name, emails=[f"boss@{name.lower()}.test"], hourly_rate=rate)
+    client.sla_plan = plan
+    site = Site(client=client, name=f"{name.lower()}.test", url=f"https://{name.lower()}.test")
+    db.session.add_all([client, site])
+    db.session.commit()
+    return site
+
+
+def csv_rows(client, month):
+    response = client.get(f"/dashboard/reports/billing.csv?month={month}")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_only_confirmed_emergencies_without_sla_are_charged(client, site, bob):
+    confirmed = new_emergency(site)
+    updates.triage(confirmed, bob, "confirm", None)
+    work(confirmed, bob, 90)
+    work(confirmed, bob, 25, billable=False)
+    work(confirmed, bob, 20)
+    second = new_emergency(site, subject="Site hacked again")
+    updates.triage(second, bob, "confirm", None)
+    work(second, bob, 7)
+    work(second, bob, 30, at=datetime(2026, 4, 1, 0, 0, tzinfo=UTC))  # next month
+    work(second, bob, 3, at=datetime(2026, 3, 31, 23, 59, tzinfo=UTC))  # still March
+    downgraded = new_emergency(site, subject="Typo on a page")
+    updates.triage(downgraded, bob, "downgrade", "Not an emergency: a typo.")
+    work(downgraded, bob, 60)
+    untriaged = new_emergency(site, subject="Not yet looked at")
+    work(untriaged, bob, 60)
+    work(new_request(site), bob, 60)
+
+    gold = SlaPlan(
+        name="Gold",
+        timezone="UTC",
+        hours="mon-fri 09:00-17:00",
+        first_response_minutes=60,
+        resolution_minutes=480,
+    )
+    covered = other_site("Covered", Decimal("200"), plan=gold)
+    under_sla = new_emergency(covered)
+    updates.triage(under_sla, bob, "confirm", None)
+    work(under_sla, bob, 60)
+    # The SLA at the time of the emergency decides: ending the contract later changes nothing.
+    covered.client.sla_plan = None
+    db.session.commit()
+
+    login(client, "bob@agency.test")
+    rows = csv_rows(client, "2026-03")
+    assert rows == [
+        ["client", "emergencies", "minutes", "rate", "amount"],
+        ["Acme Shop", "2", "120", "150.00", "300.00"],
+    ]
+    page = client.get("/dashboard/reports/billing?month=2026-03").get_data(as_text=True)
+    assert "Acme Shop" in page and "300.00" in page and "Covered" not in page
+    assert csv_rows(client, "2026-04")[1] == ["Acme Shop", "1", "30", "150.00", "75.00"]
+    assert csv_rows(client, "2026-02") == [["client", "emergencies", "minutes", "rate", "amount"]]
+
+
+def test_amounts_are_rounded_to_cents_per_client(client, site, bob):
+    cheap = other_site("Pennies", Decimal("0.30"))
+    odd = other_site("Odd", Decimal("95.50"))
+    for target, minutes in ((cheap, [1]), (odd, [7, 7, 7])):
+        ticket = new_emergency(target)
+        updates.triage(ticket, bob, "confirm", None)
+        for m in minutes:
+            work(ticket, bob, m)
+    login(client, "bob@agency.test")
+    rows = {row[0]: row for row in csv_rows(client, "2026-03")[1:]}
+    assert rows["Pennies"] == ["Pennies", "1", "1", "0.30", "0.01"]  # 0.005 rounds half up
+    # 21 min at 95.50/h = 33.425: rounded once on the total, not per entry (3 x 11.14 = 33.42).
+    assert rows["Odd"] == ["Odd", "1", "21", "95.50", "33.43"]
+
+
+def test_a_client_without_a_rate_is_listed_for_follow_up(client, site, bob):
+    norate = other_site("Norate", None)
+    ticket = new_emergency(norate)
+    updates.triage(ticket, bob, "confirm", None)
+    work(ticket, bob, 45)
+    login(client, "bob@agency.test")
+    assert csv_rows(client, "2026-03")[1] == ["Norate", "1", "45", "", "0.00"]
+    assert "no rate set" in client.get("/dashboard/reports/billing?month=2026-03").get_data(
+        as_text=True
+    )
+
+
+def test_formula_like_client_names_are_defused_in_csv(client, site, bob):
+    evil = other_site("=HYPERLINK(1)", Decimal("10"))
+    ticket = new_emergency(evil)
+    updates.triage(ticket, bob, "confirm", None)
+    work(ticket, bob, 60)
+    login(client, "bob@agency.test")
+    assert csv_rows(client, "2026-03")[1][0] == "'=HYPERLINK(1)"
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-3", "march", "2026-00", "1999-12"])
+def test_bad_month_is_a_clear_400(client, bob, month):
+    login(client, "bob@agency.test")
+    for path in ("/dashboard/reports/billing.csv", "/dashboard/reports/billing"):
+        response = client.get(f"{path}?month={month}")
+        assert response.status_code == 400
+        assert "month must look like 2026-11" in response.get_data(as_text=True)
+
+
+def test_billing_needs_sign_in(client, bob):
+    assert client.get("/dashboard/reports/billing.csv?month=2026-03").status_code == 302
+
+
+def test_month_bounds_and_amounts():
+    start, end = month_bounds("2026-12")
+    assert (start.isoformat(), end.isoformat()) == (
+        "2026-12-01T00:00:00+00:00",
+        "2027-01-01T00:00:00+00:00",
+    )
+    start, _ = month_bounds("2026-03", "Europe/London")
+    assert start.utcoffset().total_seconds() == 0
+    with pytest.raises(BillingError):
+        month_bounds("2026/03")
+    assert amount_for(60, Decimal("120")) == Decimal("120.00")
+    assert amount_for(1, None) == Decimal("0.00")
