@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 
 from .auth import admin_required, current_staff
@@ -179,6 +189,18 @@ def list_page(page: str) -> Response:
     if page not in PAGES:
         abort(404)
     return render_admin(page)
+
+
+@bp.post("/sites/<int:item_id>/rotate-key")
+@admin_required
+def rotate_key(item_id: int) -> Response:
+    """Issue a new site key; embeds with the old key keep working for the grace period."""
+    site = _load(Site, item_id)
+    days = int(current_app.config.get("SITE_KEY_GRACE_DAYS", 14))
+    site.rotate_key(timedelta(days=days))
+    db.session.commit()
+    flash(f"New key for {site.name}. The old key keeps working for {days} days: update the embed.")
+    return redirect(url_for(".list_page", page="sites"), code=303)
 
 
 def _load(model: Any, item_id: int) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +102,12 @@ class Site(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
+
+    def rotate_key(self, grace: timedelta) -> None:
+        """Issue a new site key; the current one keeps working for `grace`."""
+        self.previous_site_key = self.site_key
+        self.previous_key_expires_at = utcnow() + grace
+        self.site_key = new_site_key()
 
 
 class Staff(db.Model):

@@ -615,3 +615,22 @@ def test_admin_sets_on_call_phone_and_role(client, site, staff):
     assert (bob.phone, bob.on_call, bob.role) == ("+447700900099", False, "admin")
     self_demote = admin_post(client, "staff", f"staff/{alice.id}", phone=alice.phone, role="agent")
     assert self_demote.status_code == 422
+
+
+def test_site_key_rotation_keeps_old_embeds_working_for_the_grace_period(app, client, site, staff):
+    old_key = site.site_key
+    login(client, "alice@agency.test")
+    page = client.get("/dashboard/admin/sites").get_data(as_text=True)
+    response = client.post(
+        f"/dashboard/admin/sites/{site.id}/rotate-key", data={"csrf_token": csrf_from(page)}
+    )
+    assert response.status_code == 303
+    db.session.refresh(site)
+    assert site.site_key != old_key
+    listing = client.get("/dashboard/admin/sites").get_data(as_text=True)
+    assert site.site_key in listing and "still works until" in listing
+    assert client.get(f"/s/{site.site_key}").status_code == 200
+    assert client.get(f"/s/{old_key}").status_code == 200  # old embeds keep working
+    site.previous_key_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert client.get(f"/s/{old_key}").status_code == 404  # until the grace period ends
