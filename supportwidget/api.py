@@ -30,6 +30,10 @@ class BadRequest(ValueError):
     """A query parameter the API cannot use; its text is shown to the caller."""
 
 
+class NotFound(LookupError):
+    """A filter naming a client or site that does not exist."""
+
+
 def unauthorized(message: str) -> Response:
     """Return a 401 that tells the client how to authenticate."""
     response = error_response(401, message)
@@ -132,11 +136,12 @@ def parse_filters(args: Any) -> workqueue.Filters:
         raise BadRequest(f"status must be one of {choices}, not {status!r}.")
     if kind is not None and kind not in ("standard", "emergency"):
         raise BadRequest(f"kind must be standard or emergency, not {kind!r}.")
-    client, site = args.get("client"), args.get("site")
+    # An empty filter means no filter; one naming nothing that exists is a 404.
+    client, site = args.get("client") or None, args.get("site") or None
     if client is not None and not _exists(Client, client, Client.name):
-        raise BadRequest(f"No client with id or name {client!r}.")
+        raise NotFound(f"No client with id or name {client!r}.")
     if site is not None and not _exists(Site, site, Site.site_key):
-        raise BadRequest(f"No site with id or key {site!r}.")
+        raise NotFound(f"No site with id or key {site!r}.")
     return workqueue.Filters(status=status, client=client, site=site, kind=kind)
 
 
@@ -181,9 +186,11 @@ def list_tickets() -> Response:
     try:
         filters = parse_filters(request.args)
         limit = parse_limit(request.args.get("limit"))
-        cursor = check_cursor(request.args.get("cursor"))
+        cursor = check_cursor(request.args.get("cursor") or None)
     except BadRequest as exc:
         return error_response(400, str(exc))
+    except NotFound as exc:
+        return error_response(404, str(exc))
     rows, next_cursor = workqueue.work_queue(filters, limit=limit, after=cursor)
     related = preload(rows)
     body = {"tickets": [ticket_summary(t) for t in rows], "next_cursor": next_cursor}

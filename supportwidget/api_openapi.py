@@ -176,6 +176,7 @@ PATHS: dict[str, Any] = {
                 },
                 "400": _error("A filter, limit or cursor is not valid."),
                 "401": _error("The API token is missing or not valid."),
+                "404": _error("A client or site filter names nothing that exists."),
             },
         }
     },

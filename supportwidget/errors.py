@@ -29,6 +29,10 @@ def _http_error(exc: HTTPException) -> Response:
         response = error_response(413, "The upload is too large. Please attach smaller files.")
     if exc.code == 429:
         response = error_response(429, too_many_requests())
+    # Keep what the error itself says about the resource (Allow on 405, WWW-Authenticate).
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     return response
 
 

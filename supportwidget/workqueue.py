@@ -59,12 +59,12 @@ def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
         query = query.where(Ticket.kind == filters.kind)
     if filters.site:
         site_match = Site.site_key == filters.site
-        if filters.site.isdigit():
+        if filters.site.isascii() and filters.site.isdigit():
             site_match = sa.or_(site_match, Site.id == int(filters.site))
         query = query.where(Ticket.site_id.in_(sa.select(Site.id).where(site_match)))
     if filters.client:
         client_match = Client.name == filters.client
-        if filters.client.isdigit():
+        if filters.client.isascii() and filters.client.isdigit():
             client_match = sa.or_(client_match, Client.id == int(filters.client))
         clients = sa.select(Client.id).where(client_match)
         query = query.where(

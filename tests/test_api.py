@@ -211,8 +211,6 @@ def _naive_cursor() -> str:
     [
         ("status=pending", "status must be one of"),
         ("kind=urgent", "kind must be standard or emergency"),
-        ("client=Nobody", "No client with id or name 'Nobody'"),
-        ("site=nokey", "No site with id or key 'nokey'"),
         ("limit=0", "limit must be a whole number from 1 to 100"),
         ("limit=101", "limit must be a whole number from 1 to 100"),
         ("limit=ten", "limit must be a whole number from 1 to 100"),
@@ -226,6 +224,25 @@ def test_bad_parameters_are_a_json_400(api_client, spec, token, seeded, query, m
     response = api_client.get(f"/api/v1/tickets?{query}", headers=auth(token))
     body = check(spec, response, "/tickets", 400)
     assert message in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("client=Nobody", "No client with id or name 'Nobody'"),
+        ("site=nokey", "No site with id or key 'nokey'"),
+    ],
+)
+def test_filters_naming_nothing_are_a_json_404(api_client, spec, token, seeded, query, message):
+    response = api_client.get(f"/api/v1/tickets?{query}", headers=auth(token))
+    body = check(spec, response, "/tickets", 404)
+    assert message in body["message"]
+
+
+def test_empty_filters_mean_no_filter(api_client, token, seeded):
+    everything = api_client.get("/api/v1/tickets", headers=auth(token)).json
+    empty = api_client.get("/api/v1/tickets?client=&site=&cursor=", headers=auth(token))
+    assert empty.status_code == 200 and empty.json == everything
 
 
 def test_walking_every_page_returns_each_open_ticket_once_in_order(api_client, spec, token, site):
