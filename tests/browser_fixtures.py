@@ -214,3 +214,39 @@ def console(page: Page) -> list[str]:
     page.on("console", lambda message: messages.append(message.text))
     return messages
 
+
+
+# Headless Chromium has no picker for getDisplayMedia: this flag answers it with the
+# calling tab, so "Capture this page" records real pixels of the page under test.
+CAPTURE_ARGS = [*CHROMIUM_ARGS, "--auto-accept-this-tab-capture"]
+
+
+@pytest.fixture(scope="session")
+def capturing_chromium(chromium: Browser) -> Iterator[Browser]:
+    """Launch a second Chromium that grants tab capture without asking."""
+    # Same Playwright driver as ``chromium``: one sync_playwright per thread.
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM, args=CAPTURE_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def capture_page(capturing_chromium: Browser) -> Iterator[Page]:
+    """Open a fresh context and page in the capturing Chromium."""
+    context = capturing_chromium.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def audit_page(chromium: Browser) -> Iterator[Page]:
+    """Open a page whose CSP lets Playwright inject axe-core's script tag into every frame."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -197,11 +197,18 @@
     thumbs.textContent = '';
     files.forEach((file, index) => {
       const item = d.createElement('li');
+      // The thumbnail is a button: it opens the editor that covers private details.
+      const edit = d.createElement('button');
+      edit.type = 'button';
+      edit.className = 'edit';
+      edit.setAttribute('aria-label', 'Cover private details in ' + file.name);
+      edit.addEventListener('click', () => redact(index));
       const image = d.createElement('img');
       const url = URL.createObjectURL(file);
       image.src = url;
       image.alt = '';
       image.addEventListener('load', () => URL.revokeObjectURL(url));
+      edit.append(image);
       const name = d.createElement('span');
       name.textContent = file.name;
       const remove = d.createElement('button');
@@ -216,7 +223,7 @@
         say('');
         input.focus();
       });
-      item.append(image, name, remove);
+      item.append(edit, name, remove);
       thumbs.append(item);
     });
   }
@@ -246,7 +253,175 @@
     });
   }
 
+  /* Redaction: black boxes drawn over a screenshot before it leaves the browser. */
+  let editor = null;
+
+  function button(label, className) {
+    const node = d.createElement('button');
+    node.type = 'button';
+    node.className = className;
+    node.textContent = label;
+    return node;
+  }
+
+  function editorDialog() {
+    const dialog = d.createElement('dialog');
+    dialog.className = 'redact';
+    dialog.setAttribute('aria-labelledby', 'redact-title');
+    dialog.setAttribute('aria-describedby', 'redact-hint');
+    const title = d.createElement('h2');
+    title.id = 'redact-title';
+    title.textContent = 'Cover private details';
+    const hint = d.createElement('p');
+    hint.id = 'redact-hint';
+    hint.className = 'hint';
+    hint.textContent = 'Drag across names, e-mail addresses or numbers to cover them with a ' +
+      'black box. Only the covered image is sent.';
+    const canvas = d.createElement('canvas');
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', 'Screenshot with the boxes drawn so far');
+    const undo = button('Undo last box', 'secondary');
+    const cancel = button('Cancel', 'secondary');
+    const done = button('Done', 'primary');
+    const actions = d.createElement('div');
+    actions.className = 'actions';
+    actions.append(undo, cancel, done);
+    dialog.append(title, hint, canvas, actions);
+    form.append(dialog);
+    return { dialog, canvas, undo, cancel, done, boxes: [], bitmap: null, index: -1 };
+  }
+
+  function paint(extra) {
+    const context = editor.canvas.getContext('2d');
+    context.drawImage(editor.bitmap, 0, 0);
+    context.fillStyle = '#000';
+    editor.boxes.concat(extra ? [extra] : []).forEach((b) => context.fillRect(b.x, b.y, b.w, b.h));
+    editor.undo.disabled = !editor.boxes.length;
+  }
+
+  function bindDrawing(canvas) {
+    let start = null;
+    const point = (event) => {
+      const rect = canvas.getBoundingClientRect();
+      const scale = canvas.width / rect.width;
+      return { x: (event.clientX - rect.left) * scale, y: (event.clientY - rect.top) * scale };
+    };
+    const box = (a, b) => ({ x: Math.min(a.x, b.x), y: Math.min(a.y, b.y),
+      w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y) });
+    canvas.addEventListener('pointerdown', (event) => {
+      start = point(event);
+      canvas.setPointerCapture(event.pointerId);
+    });
+    canvas.addEventListener('pointermove', (event) => start && paint(box(start, point(event))));
+    canvas.addEventListener('pointerup', (event) => {
+      if (!start) return;
+      const drawn = box(start, point(event));
+      start = null;
+      // A click is not a box: ignore anything smaller than a few pixels.
+      if (drawn.w > 2 && drawn.h > 2) editor.boxes.push(drawn);
+      paint();
+    });
+  }
+
+  function buildEditor() {
+    editor = editorDialog();
+    const { dialog, canvas, undo, cancel, done } = editor;
+    bindDrawing(canvas);
+    undo.addEventListener('click', () => {
+      editor.boxes.pop();
+      paint();
+      // Undo disables itself at the last box: keep focus in the dialog.
+      if (undo.disabled) done.focus();
+    });
+    cancel.addEventListener('click', () => closeEditor(false));
+    done.addEventListener('click', () => closeEditor(true));
+    dialog.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape') return;
+      // Handled here so the widget's dialog around this page stays open.
+      event.preventDefault();
+      closeEditor(false);
+    });
+  }
+
+  async function redact(index) {
+    if (!editor) buildEditor();
+    const bitmap = await createImageBitmap(files[index]).catch(() => null);
+    if (!bitmap) return say(files[index].name + ' could not be read as an image.');
+    Object.assign(editor, { bitmap, index, boxes: [] });
+    editor.canvas.width = bitmap.width;
+    editor.canvas.height = bitmap.height;
+    paint();
+    editor.dialog.showModal();
+    editor.cancel.focus();
+  }
+
+  async function closeEditor(keep) {
+    const { dialog, canvas, boxes, index } = editor;
+    if (keep && boxes.length) {
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+      const name = rename(files[index].name, 'image/png');
+      if (!blob || (config.maxBytes && blob.size > config.maxBytes)) {
+        say(name + ' is too large once covered. Please crop it first.');
+      } else {
+        files[index] = new File([blob], name, { type: 'image/png' });
+        render();
+        sync();
+      }
+    }
+    editor.bitmap.close();
+    dialog.close();
+    const edit = thumbs.querySelectorAll('.edit')[index];
+    if (edit) edit.focus();
+  }
+
+  /* "Capture this page": one frame of the current tab, through the browser's own prompt. */
+  async function grab(stream) {
+    const video = d.createElement('video');
+    video.muted = true;
+    video.srcObject = stream;
+    // A still tab may send no new frame: wait for one, but never for long.
+    const frame = () => new Promise((resolve) => {
+      setTimeout(resolve, 300);
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(resolve);
+    });
+    // Never leave the widget's dialog hidden: a stream that never plays is a failure.
+    await Promise.race([video.play(), new Promise((resolve, reject) => setTimeout(reject, 5000))]);
+    await frame();
+    await frame();
+    const canvas = d.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext('2d').drawImage(video, 0, 0);
+    return new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+  }
+
+  async function capture() {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, preferCurrentTab: true });
+    } catch (e) {
+      // The requester said no: nothing to report.
+      if (e.name !== 'NotAllowedError') say('This page could not be captured.');
+      return;
+    }
+    // Hide the widget's dialog for the shot: the page behind it is what matters.
+    tell({ type: P + 'capture', hide: true });
+    const blob = await grab(stream).catch(() => null);
+    stream.getTracks().forEach((track) => track.stop());
+    tell({ type: P + 'capture', hide: false });
+    if (!blob) return say('This page could not be captured.');
+    add([new File([blob], 'page-capture.png', { type: 'image/png' })]);
+  }
+
   if (input && zone && thumbs) {
+    const media = navigator.mediaDevices;
+    // A frame without allow="display-capture" would only ever be refused: offer nothing.
+    const policy = d.permissionsPolicy || d.featurePolicy;
+    if (media && media.getDisplayMedia && !(policy && !policy.allowsFeature('display-capture'))) {
+      const shot = button('Capture this page', 'secondary capture');
+      shot.addEventListener('click', capture);
+      input.after(shot);
+    }
     input.setAttribute('aria-describedby',
       (input.getAttribute('aria-describedby') || '') + ' screenshots-notice');
     input.addEventListener('change', () => {

@@ -42,7 +42,7 @@
     'border-radius:24px;cursor:pointer;background:#1f5fbf;color:#fff;' +
     'box-shadow:0 2px 10px #0006}:focus-visible{outline:3px solid #ffbf47;outline-offset:2px}' +
     '.o{position:fixed;inset:0;z-index:2147483647;background:#0009;display:flex;' +
-    'align-items:center;justify-content:center;padding:16px}.o[hidden]{display:none}' +
+    'align-items:center;justify-content:center;padding:16px}.o[hidden]{display:none}.c{opacity:0}' +
     '.d{background:#fff;color:#1a1a1a;width:min(660px,100%);height:min(820px,100%);display:flex;' +
     'flex-direction:column;border-radius:10px;overflow:hidden}' +
     'header,nav{display:flex;align-items:center;gap:8px;padding:10px 14px}' +
@@ -206,6 +206,9 @@
       if (root.activeElement === heading) frame.focus();
     } else if (m.type === P + 'close') {
       close();
+    } else if (m.type === P + 'capture') {
+      // Screenshots show the page, not the dialog.
+      overlay.classList.toggle('c', m.hide);
     } else if (m.type === P + 'draft') {
       draft(m.draft);
     } else if (m.type === P + 'submitted') {
