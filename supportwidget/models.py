@@ -151,6 +151,8 @@ class Ticket(db.Model):
     urgency_note: Mapped[str | None] = mapped_column(sa.String(500))
     page_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     identity_verified: Mapped[bool] = mapped_column(default=False)
+    # The requester's language, for every e-mail they get about this ticket.
+    locale: Mapped[str | None] = mapped_column(sa.String(10))
     billing_consent: Mapped[bool] = mapped_column(default=False)
     form_nonce: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     status: Mapped[str] = mapped_column(sa.String(20), default="new", index=True)

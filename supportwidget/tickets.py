@@ -30,6 +30,7 @@ class Request:
     screenshots: list[Screenshot] = field(default_factory=list)
     nonce: str | None = None
     identity_verified: bool = False
+    locale: str | None = None
 
 
 def find_by_nonce(nonce: str | None) -> Ticket | None:
@@ -59,6 +60,7 @@ def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:
         page_meta=request.page_meta,
         form_nonce=request.nonce,
         identity_verified=request.identity_verified,
+        locale=request.locale,
         created_at=utcnow(),
         **fields,
     )

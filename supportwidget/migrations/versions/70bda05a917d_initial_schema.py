@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 5fa498436f73
+Revision ID: 70bda05a917d
 Revises: 
-Create Date: 2026-11-26 04:45:42.530720
+Create Date: 2026-11-26 04:55:31.915250
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '5fa498436f73'
+revision = '70bda05a917d'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -110,6 +110,7 @@ def upgrade():
     sa.Column('urgency_note', sa.String(length=500), nullable=True),
     sa.Column('page_meta', sa.JSON(), nullable=False),
     sa.Column('identity_verified', sa.Boolean(), nullable=False),
+    sa.Column('locale', sa.String(length=10), nullable=True),
     sa.Column('billing_consent', sa.Boolean(), nullable=False),
     sa.Column('form_nonce', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
