@@ -8,6 +8,7 @@ import re
 import uuid
 
 from flask import Flask, Response, g, has_request_context, request
+from flask.logging import default_handler
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -47,6 +48,7 @@ def configure(app: Flask) -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"), handlers=[handler], force=True)
+    app.logger.removeHandler(default_handler)  # one line per event, through the root handler
 
 
 def _start() -> None:

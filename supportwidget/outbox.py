@@ -89,7 +89,14 @@ def _record(row: Notification, outcome: str, detail: str | None) -> None:
     schedule(follow_ups)
     if row.status == "pending":
         schedule([row], at=row.next_attempt_at)
-    log.info("notification %s %s: %s", row.id, row.status, detail or "")
+    log.info(
+        "notification %s (%s, %s) %s%s",
+        row.id,
+        row.channel,
+        row.purpose,
+        row.status,
+        f": {detail}" if detail else "",
+    )
 
 
 def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
