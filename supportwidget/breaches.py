@@ -122,20 +122,15 @@ def _warn(
     ticket.events.append(
         TicketEvent(kind="breach_warning", detail={"target": target.name, "left": str(left)})
     )
-    return [
-        messages.email(
-            ticket,
-            "staff_breach_warning",
-            address,
-            f"breach-warning-{target.name}",
-            staff=member,
-            target=TARGET_LABELS[target.name],
-            due_local=sla.format_due(target.due, calendar.timezone),
-            timezone=calendar.timezone,
-            left=format_duration(left) if left >= timedelta(minutes=1) else "under a minute",
-        )
-        for address, member in messages.staff_recipients()
-    ]
+    return messages.email_staff(
+        ticket,
+        "staff_breach_warning",
+        f"breach-warning-{target.name}",
+        target=TARGET_LABELS[target.name],
+        due_local=sla.format_due(target.due, calendar.timezone),
+        timezone=calendar.timezone,
+        left=format_duration(left) if left >= timedelta(minutes=1) else "under a minute",
+    )
 
 
 def warn_breaches(now: datetime | None = None) -> int:

@@ -143,7 +143,7 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
         db.session.rollback()
         return False
     db.session.refresh(ticket)
-    cancel_pending_pages(ticket, member)
+    cancel_pending_pages(ticket, f"{ticket.reference} was acknowledged by {member.name} first")
     ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
     if ticket.status == "new":
         ticket.status = "in_progress"
@@ -175,8 +175,8 @@ def paged_staff(ticket: Ticket) -> list[Staff]:
     )
 
 
-def cancel_pending_pages(ticket: Ticket, member: Staff) -> None:
-    """Stop pages not yet sent: after an acknowledgement nobody is paged again."""
+def cancel_pending_pages(ticket: Ticket, why: str) -> None:
+    """Stop pages not yet sent (acknowledged or downgraded): nobody is paged again."""
     db.session.execute(
         sa.update(Notification)
         .where(
@@ -184,10 +184,7 @@ def cancel_pending_pages(ticket: Ticket, member: Staff) -> None:
             Notification.status == "pending",
             Notification.purpose.like(f"{PAGE}-%"),
         )
-        .values(
-            status="failed",
-            last_error=f"not sent: {ticket.reference} was acknowledged by {member.name} first",
-        )
+        .values(status="failed", last_error=f"not sent: {why}")
     )
 
 
@@ -263,12 +260,7 @@ def report_unpaged(row: Notification) -> list[Notification]:
         return []
     if row.last_error and row.last_error.startswith("not sent:"):
         return []
-    return [
-        messages.email(
-            row.ticket, "staff_page_failed", address, "page-failed", staff=member, failed=row
-        )
-        for address, member in messages.staff_recipients()
-    ]
+    return messages.email_staff(row.ticket, "staff_page_failed", "page-failed", failed=row)
 
 
 def report_flood(site_key: str, address: str) -> None:

@@ -10,9 +10,12 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 from flask_mail import Message
 
-from . import tokens
+from . import i18n, tokens
 from .models import Notification, Staff, Ticket, db
 from .screenshots import stored_path
+
+# Templates whose reader is the requester (the rest go to staff and stay English).
+REQUESTER_TEMPLATES = ("requester_",)
 
 
 def public_url(path: str) -> str:
@@ -75,9 +78,15 @@ def email(
     staff: Staff | None = None,
     **extra: Any,
 ) -> Notification:
-    """Render templates/email/<template>.{txt,html} into an outbox row (not yet committed)."""
-    context = ticket_context(ticket, recipient=recipient, staff=staff, **extra)
-    subject = render_template(f"email/{template}.subject.txt", **context).strip()
+    """Render templates/email/<template>.{txt,html} into an outbox row (not yet committed).
+
+    Requester e-mail is written in the ticket's language; staff e-mail is always English.
+    """
+    with i18n.language(ticket.locale if template.startswith(REQUESTER_TEMPLATES) else None):
+        context = ticket_context(ticket, recipient=recipient, staff=staff, **extra)
+        subject = render_template(f"email/{template}.subject.txt", **context).strip()
+        body_text = render_template(f"email/{template}.txt", **context)
+        body_html = render_template(f"email/{template}.html", **context)
     row = Notification(
         ticket=ticket,
         channel="email",
@@ -85,8 +94,8 @@ def email(
         staff=staff,
         purpose=purpose,
         subject=" ".join(subject.split()),
-        body_text=render_template(f"email/{template}.txt", **context),
-        body_html=render_template(f"email/{template}.html", **context),
+        body_text=body_text,
+        body_html=body_html,
         reply_to=extra.get("reply_to"),
         with_attachments=bool(extra.get("with_attachments")),
     )
@@ -97,14 +106,17 @@ def email(
 def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notification:
     """Render an e-mail about no particular ticket into an outbox row (not yet committed)."""
     context = {"agency": current_app.config["AGENCY_NAME"], "recipient": recipient, **context}
-    subject = render_template(f"email/{template}.subject.txt", **context)
+    with i18n.language(None):  # notices go to staff: English
+        subject = render_template(f"email/{template}.subject.txt", **context)
+        body_text = render_template(f"email/{template}.txt", **context)
+        body_html = render_template(f"email/{template}.html", **context)
     row = Notification(
         channel="email",
         recipient=recipient,
         purpose=purpose,
         subject=" ".join(subject.split()),
-        body_text=render_template(f"email/{template}.txt", **context),
-        body_html=render_template(f"email/{template}.html", **context),
+        body_text=body_text,
+        body_html=body_html,
     )
     db.session.add(row)
     return row
@@ -115,8 +127,10 @@ def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any)
     from .sms import gsm_length, sms_text
 
     def render(subject: str) -> str:
-        context = ticket_context(ticket, staff=staff, subject=subject, **extra)
-        return " ".join(render_template(f"sms/{template}.txt", **context).split())
+        # Pages go to staff: English, whichever language the requester's form was in.
+        with i18n.language(None):
+            context = ticket_context(ticket, staff=staff, subject=subject, **extra)
+            return " ".join(render_template(f"sms/{template}.txt", **context).split())
 
     subject = " ".join(ticket.subject.split())
     text = render(subject)
@@ -159,3 +173,11 @@ def email_message(row: Notification) -> Message:
                 headers={"Content-ID": f"<{att.sha256}@{_mail_domain()}>"},
             )
     return msg
+
+
+def email_staff(ticket: Ticket, template: str, purpose: str, **extra: Any) -> list[Notification]:
+    """Queue the same e-mail about a ticket to every staff recipient."""
+    return [
+        email(ticket, template, address, purpose, staff=member, **extra)
+        for address, member in staff_recipients()
+    ]

@@ -120,17 +120,12 @@ def open_standard_request(site: Site, request: Request) -> Ticket:
 
 def notify_new_request(ticket: Ticket) -> list[Notification]:
     """Queue the staff e-mails and the requester's confirmation for a new request."""
-    rows = [
-        messages.email(
-            ticket,
-            "staff_new_ticket",
-            address,
-            "staff-new",
-            staff=member,
-            reply_to=ticket.requester_email,
-            with_attachments=True,
-        )
-        for address, member in messages.staff_recipients()
-    ]
+    rows = messages.email_staff(
+        ticket,
+        "staff_new_ticket",
+        "staff-new",
+        reply_to=ticket.requester_email,
+        with_attachments=True,
+    )
     rows.append(messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm"))
     return rows

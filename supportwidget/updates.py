@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from . import emergencies, messages, outbox, sla
 from .models import Notification, Staff, Ticket, TicketEvent, TimeEntry, db, utcnow
 
@@ -156,15 +154,7 @@ def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
     now = utcnow()
     ticket.kind = "standard"
     ticket.next_page_at = None
-    db.session.execute(
-        sa.update(Notification)
-        .where(
-            Notification.ticket_id == ticket.id,
-            Notification.status == "pending",
-            Notification.purpose.like(f"{emergencies.PAGE}-%"),
-        )
-        .values(status="failed", last_error=f"not sent: downgraded by {staff.name}")
-    )
+    emergencies.cancel_pending_pages(ticket, f"downgraded by {staff.name}")
     ticket.first_response_due = ticket.resolution_due = None
     ticket.first_responded_at = None
     sla.schedule_new(ticket, now)
@@ -195,16 +185,7 @@ def client_reply(ticket: Ticket, body: str, from_address: str) -> None:
             detail={"body": body, "from": from_address, "status_from": previous},
         )
     )
-    rows = [
-        messages.email(
-            ticket,
-            "staff_client_reply",
-            address,
-            "client-reply",
-            staff=member,
-            reply_to=ticket.requester_email,
-            body=body,
-        )
-        for address, member in messages.staff_recipients()
-    ]
+    rows = messages.email_staff(
+        ticket, "staff_client_reply", "client-reply", reply_to=ticket.requester_email, body=body
+    )
     _finish(ticket, rows)
