@@ -95,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         health,
         hosted,
+        i18n,
         limits,
         logs,
         mail,
@@ -110,6 +111,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     worker.init_app(app)
     limits.init_app(app)
     errors.init_app(app)
+    i18n.init_app(app)
     security.init_app(app)
     logs.init_app(app)
     cli.init_app(app)

@@ -7,6 +7,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -29,9 +31,9 @@ from .screenshots import Screenshot, ScreenshotError, clean_screenshot
 MAX_SCREENSHOTS = 5
 MAX_PAGE_META = 8192
 CATEGORIES = [
-    SelectChoice("offline", "Website offline / down"),
-    SelectChoice("hacked", "Website seems hacked"),
-    SelectChoice("broken", "Main website functionality not working"),
+    SelectChoice("offline", _l("Website offline / down")),
+    SelectChoice("hacked", _l("Website seems hacked")),
+    SelectChoice("broken", _l("Main website functionality not working")),
 ]
 
 
@@ -60,7 +62,7 @@ def not_in_the_past(form: Any, field: Any) -> None:
     """Refuse dates already past everywhere on earth (UTC-12)."""
     earliest_today = (utcnow() - timedelta(hours=12)).date()
     if field.data and field.data < earliest_today:
-        raise ValidationError("The date can't be in the past.")
+        raise ValidationError(gettext("The date can't be in the past."))
 
 
 def valid_page_meta(form: Any, field: Any) -> None:
@@ -68,13 +70,13 @@ def valid_page_meta(form: Any, field: Any) -> None:
     if not field.data:
         return
     if len(field.data) > MAX_PAGE_META:
-        raise ValidationError("Page details are too large.")
+        raise ValidationError(gettext("Page details are too large."))
     try:
         value = json.loads(field.data)
     except ValueError as exc:
-        raise ValidationError("Page details are not valid JSON.") from exc
+        raise ValidationError(gettext("Page details are not valid JSON.")) from exc
     if not isinstance(value, dict):
-        raise ValidationError("Page details must be an object.")
+        raise ValidationError(gettext("Page details must be an object."))
 
 
 class RequestForm(FlaskForm):
@@ -86,24 +88,24 @@ class RequestForm(FlaskForm):
         csrf_field_name = "form_token"
 
     subject = StringField(
-        "Subject", validators=[DataRequired("Please give a short subject."), Length(3, 150)]
+        _l("Subject"), validators=[DataRequired(_l("Please give a short subject.")), Length(3, 150)]
     )
     description = TextAreaField(
-        "Description",
-        validators=[DataRequired("Please describe the problem."), Length(10, 20_000)],
+        _l("Description"),
+        validators=[DataRequired(_l("Please describe the problem.")), Length(10, 20_000)],
     )
     name = StringField(
-        "Your name", validators=[DataRequired("Please give your name."), Length(max=120)]
+        _l("Your name"), validators=[DataRequired(_l("Please give your name.")), Length(max=120)]
     )
     email = EmailField(
-        "Your e-mail",
+        _l("Your e-mail"),
         validators=[
-            DataRequired("Please give your e-mail address."),
-            Email("Please give a valid e-mail address.", check_deliverability=False),
+            DataRequired(_l("Please give your e-mail address.")),
+            Email(_l("Please give a valid e-mail address."), check_deliverability=False),
             Length(max=254),
         ],
     )
-    screenshots = MultipleFileField("Screenshots")
+    screenshots = MultipleFileField(_l("Screenshots"))
     page_meta = HiddenField(validators=[valid_page_meta])
 
     def __init__(self, site_key: str, **kwargs: Any) -> None:
@@ -115,7 +117,9 @@ class RequestForm(FlaskForm):
         """Decode and re-encode each screenshot; refuse anything that is not an image."""
         files = [f for f in (field.data or []) if getattr(f, "filename", "")]
         if len(files) > MAX_SCREENSHOTS:
-            raise ValidationError(f"Please attach at most {MAX_SCREENSHOTS} screenshots.")
+            raise ValidationError(
+                gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS)
+            )
         limit = current_app.config["MAX_SCREENSHOT_BYTES"]
         cleaned = []
         for upload in files:
@@ -132,20 +136,22 @@ class RequestForm(FlaskForm):
 
 
 class StandardRequestForm(RequestForm):
-    needed_by = DateField("Needed by (optional)", validators=[Optional(), not_in_the_past])
-    urgency_note = StringField("Why by then? (optional)", validators=[Optional(), Length(max=500)])
+    needed_by = DateField(_l("Needed by (optional)"), validators=[Optional(), not_in_the_past])
+    urgency_note = StringField(
+        _l("Why by then? (optional)"), validators=[Optional(), Length(max=500)]
+    )
 
 
 class EmergencyForm(RequestForm):
     category = RadioField(
-        "What is happening?",
+        _l("What is happening?"),
         choices=CATEGORIES,
-        validators=[DataRequired("Please choose what is happening.")],
+        validators=[DataRequired(_l("Please choose what is happening."))],
     )
     callback_phone = StringField(
-        "Call-back phone (optional)", validators=[Optional(), Length(max=40)]
+        _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40)]
     )
-    billing_consent = BooleanField("I understand and agree")
+    billing_consent = BooleanField(_l("I understand and agree"))
 
     def __init__(self, site_key: str, needs_consent: bool, **kwargs: Any) -> None:
         super().__init__(site_key, **kwargs)
@@ -154,7 +160,7 @@ class EmergencyForm(RequestForm):
     def validate_billing_consent(self, field: Any) -> None:
         """Require consent to the emergency rate from clients without an SLA."""
         if self.needs_consent and not field.data:
-            raise ValidationError("Please confirm you accept the emergency rate.")
+            raise ValidationError(gettext("Please confirm you accept the emergency rate."))
 
 
 def today() -> date:

@@ -19,9 +19,10 @@ from flask import (
     request,
     send_from_directory,
 )
+from flask_babel import gettext
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import emergencies, identity, limits, sla, tickets, tokens
+from . import emergencies, i18n, identity, limits, sla, tickets, tokens
 from .errors import agency_contact
 from .forms import EmergencyForm, RequestForm, StandardRequestForm
 from .models import Site, Ticket, db, utcnow
@@ -42,9 +43,12 @@ def load_site(site_key: str) -> Site:
             )
         )
     if site is None:
-        abort(404, "There is no support form at this address. Please check the link.")
+        abort(404, gettext("There is no support form at this address. Please check the link."))
     if not site.enabled:
-        abort(403, "Support requests for this site are switched off. Please contact the agency.")
+        abort(
+            403,
+            gettext("Support requests for this site are switched off. Please contact the agency."),
+        )
     return site
 
 
@@ -67,6 +71,8 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
         "allowedOrigins": site.allowed_origins,
         "maxBytes": current_app.config["MAX_SCREENSHOT_BYTES"],
         "embedded": embedded,
+        # form.js speaks the page's language: its messages come from the catalogs.
+        "strings": i18n.form_strings(),
     }
     html = render_template(
         template,
@@ -179,6 +185,8 @@ def request_from(site: Site, form: RequestForm) -> tickets.Request:
         identity_verified=signed is not None
         and signed.email == form.email.data.strip().lower()
         and signed.name == form.name.data.strip(),
+        # Later e-mails to the requester are written in the language they filed in.
+        locale=i18n.current_language(),
     )
 
 
@@ -210,5 +218,9 @@ def status_page(token: str) -> str:
     except tokens.TokenError:
         ticket = None
     if ticket is None:
-        abort(404, "This status link is not valid. Please use the link from your e-mail.")
-    return render_template("hosted/status.html", ticket=ticket, expectation=sla.expectation(ticket))
+        abort(404, gettext("This status link is not valid. Please use the link from your e-mail."))
+    # Without an explicit ?locale=, show the page in the language the request was filed in.
+    with i18n.language(i18n.explicit_locale() or ticket.locale or i18n.current_language()):
+        return render_template(
+            "hosted/status.html", ticket=ticket, expectation=sla.expectation(ticket)
+        )

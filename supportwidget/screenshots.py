@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import gettext
 from PIL import Image, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000
@@ -40,25 +41,45 @@ def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:
     """Decode an upload with Pillow and re-encode it without metadata, or raise."""
     name = os.path.basename(filename or "screenshot")[:100] or "screenshot"
     if len(raw) > max_bytes:
-        raise ScreenshotError(f"{name} is larger than {max_bytes // (1024 * 1024)} MB.")
+        raise ScreenshotError(
+            gettext(
+                "%(name)s is larger than %(size)s MB.", name=name, size=max_bytes // (1024 * 1024)
+            )
+        )
     if not raw:
-        raise ScreenshotError(f"{name} is empty.")
+        raise ScreenshotError(gettext("%(name)s is empty.", name=name))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(raw)) as image:
                 if image.format not in ALLOWED_FORMATS:
-                    raise ScreenshotError(f"{name} is not a PNG, JPEG, WebP or GIF image.")
+                    raise ScreenshotError(not_an_image(name))
                 if image.width * image.height > MAX_PIXELS:
-                    raise ScreenshotError(f"{name} has too many pixels (over 40 megapixels).")
+                    raise ScreenshotError(too_many_pixels(name))
                 image.load()
                 return _reencode(image, name)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ScreenshotError(f"{name} has too many pixels (over 40 megapixels).") from exc
+        raise ScreenshotError(too_many_pixels(name)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ScreenshotError):
             raise
-        raise ScreenshotError(f"{name} is not a readable PNG, JPEG, WebP or GIF image.") from exc
+        raise ScreenshotError(
+            gettext("%(name)s is not a readable PNG, JPEG, WebP or GIF image.", name=name)
+        ) from exc
+
+
+def not_an_image(name: str) -> str:
+    """Explain that a file is not one of the accepted image formats."""
+    return gettext("%(name)s is not a PNG, JPEG, WebP or GIF image.", name=name)
+
+
+def too_many_pixels(name: str) -> str:
+    """Explain that an image is too big to decode safely."""
+    return gettext(
+        "%(name)s has too many pixels (over %(megapixels)s megapixels).",
+        name=name,
+        megapixels=MAX_PIXELS // 1_000_000,
+    )
 
 
 def _reencode(image: Image.Image, name: str) -> Screenshot:

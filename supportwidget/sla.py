@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 
+from . import i18n
 from .business_time import BusinessCalendar, parse_duration
 from .models import Client, SlaPause, SlaPlan, Ticket, db
 
-FCFS_EXPECTATION = (
+FCFS_EXPECTATION = lazy_gettext(
     "We usually get to requests within a few hours to a couple of days, depending on how "
     "complex they are and on having all the information we need. Requests from clients "
     "without a support plan are handled first come, first served."
@@ -103,31 +105,38 @@ def queue_position(ticket: Ticket) -> int | None:
 
 
 def format_due(moment: datetime, timezone: str) -> str:
-    """Return a due time as people read it: 'Tue 1 Dec, 13:00'."""
-    local = moment.astimezone(ZoneInfo(timezone))
-    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    """Return a due time as the reader reads it: 'Tue 1 Dec, 13:00' in English."""
+    return i18n.format_due(moment, timezone)
 
 
 def expectation(ticket: Ticket) -> str:
-    """Tell the requester when to expect work on a ticket."""
+    """Tell the requester when to expect work on a ticket, in the current language."""
     if ticket.kind == "emergency":
-        return "Our on-call team is being paged now and will contact you as soon as possible."
+        return gettext(
+            "Our on-call team is being paged now and will contact you as soon as possible."
+        )
     if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
         plan = plan_of(ticket)
         tz = plan.timezone if plan else "UTC"
-        text = (
-            f"First response by {format_due(ticket.first_response_due, tz)} — your "
-            f"{ticket.sla_plan_name} plan. Resolution target: "
-            f"{format_due(ticket.resolution_due, tz)} (times in {tz})."
+        text = gettext(
+            "First response by %(first)s — your %(plan)s plan. "
+            "Resolution target: %(resolution)s (times in %(timezone)s).",
+            first=format_due(ticket.first_response_due, tz),
+            plan=ticket.sla_plan_name,
+            resolution=format_due(ticket.resolution_due, tz),
+            timezone=tz,
         )
     else:
         position = queue_position(ticket)
-        place = f" Right now you are number {position} in the queue." if position else ""
-        text = FCFS_EXPECTATION + place
+        text = str(FCFS_EXPECTATION)
+        if position:
+            text += " " + gettext(
+                "Right now you are number %(position)s in the queue.", position=position
+            )
     if ticket.needed_by_conflict and ticket.needed_by is not None:
-        text += (
-            f" You need this by {ticket.needed_by:%a} {ticket.needed_by.day} "
-            f"{ticket.needed_by:%b %Y}: we will do our best to accommodate that date."
+        text += " " + gettext(
+            "You need this by %(date)s: we will do our best to accommodate that date.",
+            date=i18n.format_day(ticket.needed_by),
         )
     return text
 

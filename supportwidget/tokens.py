@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 
@@ -27,11 +28,15 @@ def read_form_token(token: str, site_key: str) -> str:
     try:
         data = _timed("form").loads(token, max_age=current_app.config["FORM_TOKEN_MAX_AGE"])
     except SignatureExpired as exc:
-        raise TokenError("This form has expired. Please reload the page and submit again.") from exc
+        raise TokenError(
+            gettext("This form has expired. Please reload the page and submit again.")
+        ) from exc
     except BadSignature as exc:
-        raise TokenError("This form's security token is invalid. Please reload the page.") from exc
+        raise TokenError(
+            gettext("This form's security token is invalid. Please reload the page.")
+        ) from exc
     if data.get("site") != site_key:
-        raise TokenError("This form's security token belongs to another site.")
+        raise TokenError(gettext("This form's security token belongs to another site."))
     return str(data["nonce"])
 
 
@@ -45,7 +50,7 @@ def read_status_token(token: str) -> int:
     try:
         return int(URLSafeSerializer(current_app.config["SECRET_KEY"], salt="status").loads(token))
     except (BadSignature, ValueError, TypeError) as exc:
-        raise TokenError("This status link is not valid.") from exc
+        raise TokenError(gettext("This status link is not valid.")) from exc
 
 
 def signed(payload: dict[str, Any], salt: str) -> str:
@@ -58,6 +63,6 @@ def read_signed(token: str, salt: str, max_age: int) -> dict[str, Any]:
     try:
         return dict(_timed(salt).loads(token, max_age=max_age))
     except SignatureExpired as exc:
-        raise TokenError("This link has expired.") from exc
+        raise TokenError(gettext("This link has expired.")) from exc
     except BadSignature as exc:
-        raise TokenError("This link is not valid.") from exc
+        raise TokenError(gettext("This link is not valid.")) from exc

@@ -25,6 +25,9 @@
       return 'null';
     }
   };
+  // Messages come from the server in the page's language; '{name}' marks a file name.
+  const S = config.strings || {};
+  const t = (key, name) => (S[key] || key).replace('{name}', name);
   // Compare origins the way browsers report them: "https://a.test", no path or slash.
   const allowed = (config.allowedOrigins || []).map(toOrigin).filter((o) => o !== 'null');
   const embedded = w.parent !== w && (config.embedded || d.body.classList.contains('embedded'));
@@ -201,7 +204,7 @@
       const edit = d.createElement('button');
       edit.type = 'button';
       edit.className = 'edit';
-      edit.setAttribute('aria-label', 'Cover private details in ' + file.name);
+      edit.setAttribute('aria-label', t('coverIn', file.name));
       edit.addEventListener('click', () => redact(index));
       const image = d.createElement('img');
       const url = URL.createObjectURL(file);
@@ -214,8 +217,8 @@
       const remove = d.createElement('button');
       remove.type = 'button';
       remove.className = 'remove';
-      remove.textContent = 'Remove';
-      remove.setAttribute('aria-label', 'Remove ' + file.name);
+      remove.textContent = t('remove');
+      remove.setAttribute('aria-label', t('removeFile', file.name));
       remove.addEventListener('click', () => {
         files.splice(index, 1);
         render();
@@ -231,21 +234,21 @@
   function add(list) {
     Array.from(list).forEach((file) => {
       if (!TYPES.test(file.type)) {
-        say(file.name + ' is not an image. Please attach PNG, JPEG, WebP or GIF files.');
+        say(t('notImage', file.name));
         return;
       }
       if (files.length + waiting >= MAX_FILES) {
-        say('Please attach at most ' + MAX_FILES + ' screenshots.');
+        say(t('tooMany'));
         return;
       }
       waiting += 1;
       pending = pending.then(() => shrink(file)).then((image) => {
         if (config.maxBytes && image.size > config.maxBytes) {
-          say(file.name + ' is too large.');
+          say(t('tooLarge', file.name));
         } else {
           files.push(image);
         }
-      }, () => say(file.name + ' could not be read as an image.')).then(() => {
+      }, () => say(t('unreadable', file.name))).then(() => {
         waiting -= 1;
         render();
         sync();
@@ -271,18 +274,17 @@
     dialog.setAttribute('aria-describedby', 'redact-hint');
     const title = d.createElement('h2');
     title.id = 'redact-title';
-    title.textContent = 'Cover private details';
+    title.textContent = t('coverTitle');
     const hint = d.createElement('p');
     hint.id = 'redact-hint';
     hint.className = 'hint';
-    hint.textContent = 'Drag across names, e-mail addresses or numbers to cover them with a ' +
-      'black box. Only the covered image is sent.';
+    hint.textContent = t('coverHint');
     const canvas = d.createElement('canvas');
     canvas.setAttribute('role', 'img');
-    canvas.setAttribute('aria-label', 'Screenshot with the boxes drawn so far');
-    const undo = button('Undo last box', 'secondary');
-    const cancel = button('Cancel', 'secondary');
-    const done = button('Done', 'primary');
+    canvas.setAttribute('aria-label', t('canvas'));
+    const undo = button(t('undo'), 'secondary');
+    const cancel = button(t('cancel'), 'secondary');
+    const done = button(t('done'), 'primary');
     const actions = d.createElement('div');
     actions.className = 'actions';
     actions.append(undo, cancel, done);
@@ -346,7 +348,7 @@
   async function redact(index) {
     if (!editor) buildEditor();
     const bitmap = await createImageBitmap(files[index]).catch(() => null);
-    if (!bitmap) return say(files[index].name + ' could not be read as an image.');
+    if (!bitmap) return say(t('unreadable', files[index].name));
     Object.assign(editor, { bitmap, index, boxes: [] });
     editor.canvas.width = bitmap.width;
     editor.canvas.height = bitmap.height;
@@ -361,7 +363,7 @@
       const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
       const name = rename(files[index].name, 'image/png');
       if (!blob || (config.maxBytes && blob.size > config.maxBytes)) {
-        say(name + ' is too large once covered. Please crop it first.');
+        say(t('coveredTooLarge', name));
       } else {
         files[index] = new File([blob], name, { type: 'image/png' });
         render();
@@ -401,7 +403,7 @@
       stream = await navigator.mediaDevices.getDisplayMedia({ video: true, preferCurrentTab: true });
     } catch (e) {
       // The requester said no: nothing to report.
-      if (e.name !== 'NotAllowedError') say('This page could not be captured.');
+      if (e.name !== 'NotAllowedError') say(t('captureFailed'));
       return;
     }
     // Hide the widget's dialog for the shot: the page behind it is what matters.
@@ -409,7 +411,7 @@
     const blob = await grab(stream).catch(() => null);
     stream.getTracks().forEach((track) => track.stop());
     tell({ type: P + 'capture', hide: false });
-    if (!blob) return say('This page could not be captured.');
+    if (!blob) return say(t('captureFailed'));
     add([new File([blob], 'page-capture.png', { type: 'image/png' })]);
   }
 
@@ -418,7 +420,7 @@
     // A frame without allow="display-capture" would only ever be refused: offer nothing.
     const policy = d.permissionsPolicy || d.featurePolicy;
     if (media && media.getDisplayMedia && !(policy && !policy.allowsFeature('display-capture'))) {
-      const shot = button('Capture this page', 'secondary capture');
+      const shot = button(t('capture'), 'secondary capture');
       shot.addEventListener('click', capture);
       input.after(shot);
     }
@@ -463,7 +465,7 @@
     busy = false;
     submit.disabled = false;
     if (progress) progress.hidden = true;
-    say('Your request could not be sent. Please check your connection and try again.', sendNotice);
+    say(t('sendFailed'), sendNotice);
     sendNotice.focus();
   }
 
