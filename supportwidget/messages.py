@@ -63,9 +63,10 @@ def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "status_url": public_url(f"/t/{tokens.status_token(ticket.id)}"),
         "ticket_url": public_url(f"/dashboard/tickets/{ticket.reference}"),
         "emergency_url": public_url(f"/s/{ticket.site.site_key}/emergency"),
-        "expectation": expectation(ticket),
         "agency": current_app.config["AGENCY_NAME"],
         "mail_domain": _mail_domain(),
+        # Only the requester's mail says what to expect; it costs a queue count, so not for staff.
+        **({"expectation": expectation(ticket)} if extra.pop("for_requester", False) else {}),
         **extra,
     }
 
@@ -82,8 +83,11 @@ def email(
 
     Requester e-mail is written in the ticket's language; staff e-mail is always English.
     """
-    with i18n.language(ticket.locale if template.startswith(REQUESTER_TEMPLATES) else None):
-        context = ticket_context(ticket, recipient=recipient, staff=staff, **extra)
+    to_requester = template.startswith(REQUESTER_TEMPLATES)
+    with i18n.language(ticket.locale if to_requester else None):
+        context = ticket_context(
+            ticket, recipient=recipient, staff=staff, for_requester=to_requester, **extra
+        )
         subject = render_template(f"email/{template}.subject.txt", **context).strip()
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)

@@ -136,7 +136,11 @@ class Staff(db.Model):
 
 
 class Ticket(db.Model):
-    __table_args__ = (sa.Index("ix_ticket_queue", "queue_rank", "effective_due_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_ticket_queue", "queue_rank", "effective_due_at", "id"),
+        # The first-come-first-served position count.
+        sa.Index("ix_ticket_fcfs", "kind", "sla_plan_name", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)

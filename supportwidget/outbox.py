@@ -99,15 +99,25 @@ def _record(row: Notification, outcome: str, detail: str | None) -> None:
     )
 
 
+def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:
+    """Return (id, channel) of flushed rows, to schedule after the commit without re-reading."""
+    return [(row.id, row.channel) for row in rows]
+
+
 def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
     """Hand committed rows to the queue; the re-drive catches any the queue loses."""
+    schedule_due(due(rows), at)
+
+
+def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
+    """Queue deliveries by (id, channel)."""
     from .worker import enqueue_delivery
 
-    for row in rows:
+    for notification_id, channel in pairs:
         try:
-            enqueue_delivery(row.id, row.channel, at)
+            enqueue_delivery(notification_id, channel, at)
         except Exception:  # noqa: BLE001 - the row is durable; redrive will send it
-            log.exception("could not enqueue notification %s; re-drive will", row.id)
+            log.exception("could not enqueue notification %s; re-drive will", notification_id)
 
 
 def redrive(now: datetime | None = None) -> int:

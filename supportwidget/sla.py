@@ -94,14 +94,14 @@ def queue_position(ticket: Ticket) -> int | None:
     """Return the ticket's place among open requests of clients without an SLA."""
     if ticket.kind != "standard" or ticket.sla_plan_name is not None or not ticket.is_open:
         return None
-    return db.session.scalar(
-        sa.select(sa.func.count(Ticket.id)).where(
-            Ticket.kind == "standard",
-            Ticket.sla_plan_name.is_(None),
-            Ticket.status.in_(OPEN_STATUSES),
-            Ticket.id <= ticket.id,
-        )
+    query = sa.select(sa.func.count(Ticket.id)).where(
+        Ticket.kind == "standard",
+        Ticket.sla_plan_name.is_(None),
+        Ticket.status.in_(OPEN_STATUSES),
+        Ticket.id <= ticket.id,
     )
+    with db.session.no_autoflush:  # the ticket itself is already flushed; nothing else matters
+        return db.session.scalar(query)
 
 
 def format_due(moment: datetime, timezone: str) -> str:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from . import messages, outbox, sla
+from . import database, messages, outbox, sla
 from .models import Attachment, Notification, Site, Ticket, TicketEvent, db, utcnow
 from .screenshots import Screenshot, store
 
@@ -94,15 +94,18 @@ def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bo
     if existing is not None:
         return existing, False
     try:
-        ticket, rows = build()
-        db.session.commit()
+        with database.write_lock():
+            ticket, rows = build()
+            db.session.flush()
+            due = outbox.due(rows)  # read before commit expires the rows
+            db.session.commit()
     except IntegrityError:
         db.session.rollback()
         existing = find_by_nonce(nonce)
         if existing is None:
             raise
         return existing, False
-    outbox.schedule(rows)
+    outbox.schedule_due(due)
     return ticket, True
 
 

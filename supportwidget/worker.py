@@ -41,7 +41,8 @@ def make_huey(name: str, url: str, immediate: bool = False) -> Huey:
         return MemoryHuey(name, results=False, immediate=immediate)
     if scheme == "sqlite":
         path = url.removeprefix("sqlite:///")
-        return SqliteHuey(name, filename=path, results=False, timeout=10)
+        # No fsync per enqueue: the outbox row is the durable record, the re-drive the backstop.
+        return SqliteHuey(name, filename=path, results=False, timeout=10, fsync=False)
     if scheme in ("redis", "rediss"):
         import redis
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 70bda05a917d
+Revision ID: 519fa8117fbb
 Revises: 
-Create Date: 2026-11-26 04:55:31.915250
+Create Date: 2026-11-26 05:16:42.891343
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '70bda05a917d'
+revision = '519fa8117fbb'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -137,6 +137,7 @@ def upgrade():
     )
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ticket_created_at'), ['created_at'], unique=False)
+        batch_op.create_index('ix_ticket_fcfs', ['kind', 'sla_plan_name', 'status', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_next_page_at'), ['next_page_at'], unique=False)
         batch_op.create_index('ix_ticket_queue', ['queue_rank', 'effective_due_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ticket_site_id'), ['site_id'], unique=False)
@@ -263,6 +264,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_ticket_site_id'))
         batch_op.drop_index('ix_ticket_queue')
         batch_op.drop_index(batch_op.f('ix_ticket_next_page_at'))
+        batch_op.drop_index('ix_ticket_fcfs')
         batch_op.drop_index(batch_op.f('ix_ticket_created_at'))
 
     op.drop_table('ticket')
