@@ -39,6 +39,9 @@ import requests
 import vonage
 from blinker import Namespace
 from flask import Flask, current_app
+from limits import RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import ValidationError
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from vonage_http_client import Auth, HttpClientOptions
@@ -85,15 +88,45 @@ class _RateLimiter:
         time.sleep(max(0.0, slot - now))
 
 
-_limiters: dict[str, _RateLimiter] = {}
+class _SharedRateLimiter(_RateLimiter):
+    """Also respect the rate across processes, through the rate-limit storage (e.g. Redis).
+
+    Each worker process spaces its own requests evenly; several processes on one key
+    would still add up past Vonage's limit without a shared count.
+    """
+
+    def __init__(self, per_second: float, storage_uri: str, api_key: str) -> None:
+        super().__init__(per_second)
+        self._strategy = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._item = RateLimitItemPerSecond(int(per_second))
+        self._key = api_key
+
+    def wait(self) -> None:
+        """Block until both this process and the shared window have room."""
+        super().wait()
+        deadline = time.monotonic() + 30
+        while not self._strategy.hit(self._item, "vonage-sms", self._key):
+            if time.monotonic() > deadline:
+                return  # never hold a page back for long: Vonage will throttle (status 1)
+            time.sleep(self._interval)
+
+
+_limiters: dict[tuple[str, str], _RateLimiter] = {}
 _limiters_lock = threading.Lock()
 _file_lock = threading.Lock()
 
 
-def _limiter_for(api_key: str) -> _RateLimiter:
-    """Return the process-wide limiter for one API key (the limit is per key)."""
+def _limiter_for(api_key: str, storage_uri: str) -> _RateLimiter:
+    """Return the limiter for one API key (the limit is per key), shared when storage is."""
     with _limiters_lock:
-        return _limiters.setdefault(api_key, _RateLimiter(RATE_PER_SECOND))
+        if (api_key, storage_uri) not in _limiters:
+            shared = storage_uri and not storage_uri.startswith("memory://")
+            _limiters[(api_key, storage_uri)] = (
+                _SharedRateLimiter(RATE_PER_SECOND, storage_uri, api_key)
+                if shared
+                else _RateLimiter(RATE_PER_SECOND)
+            )
+        return _limiters[(api_key, storage_uri)]
 
 
 @dataclass
@@ -140,7 +173,7 @@ class Sms:
             sender=sender,
             timeout=timeout,
             sink=sink,
-            limiter=_limiter_for(api_key),
+            limiter=_limiter_for(api_key, _config_str(app, "RATELIMIT_STORAGE_URI")),
         )
 
     def send(self, to: str, text: str, client_ref: str) -> SmsResult:

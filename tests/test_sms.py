@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from vonage_http_client import Auth
 
+from supportwidget import sms as sms_module
 from supportwidget.sms import (
     GSM_BASIC,
     GSM_EXTENDED,
@@ -354,3 +356,44 @@ def test_stale_signature_is_rejected_when_max_age_is_given() -> None:
 def test_unknown_signature_method_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="unknown Vonage signature method"):
         verify_signature({**INBOUND, "sig": "0" * 32}, SECRET, "crc32")
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="needs Redis: set TEST_REDIS_URL")
+def test_two_processes_on_one_key_share_the_rate_limit(
+    vonage_standin: VonageStandin, tmp_path: Path
+) -> None:
+    import redis
+
+    redis.Redis.from_url(os.environ["TEST_REDIS_URL"]).flushdb()
+    apps = []
+    for n in (1, 2):  # two worker processes, as far as the limiter can tell
+        app = Flask(f"worker{n}", instance_path=str(tmp_path / f"i{n}"))
+        app.config.update(
+            VONAGE_API_KEY=f"shared-key-{os.getpid()}",
+            VONAGE_API_SECRET="standin-secret",
+            VONAGE_REST_HOST=vonage_standin.host,
+            SMS_FROM="Desk",
+            SMS_TIMEOUT=2,
+            RATELIMIT_STORAGE_URI=os.environ["TEST_REDIS_URL"],
+        )
+        sms_module._limiters.clear()  # a new process starts with no limiter of its own
+        sms.init_app(app)
+        apps.append(app)
+    # Separate limiter objects, like separate processes; only Redis is shared.
+    assert apps[0].extensions["sms"].limiter is not apps[1].extensions["sms"].limiter
+    vonage_standin.behaviour.clear()
+
+    def burst(app: Flask, offset: int) -> None:
+        with app.app_context():
+            for n in range(30):
+                sms.send(f"4477009{offset + n:05d}", "page", client_ref=str(offset + n))
+
+    threads = [threading.Thread(target=burst, args=(a, i * 100)) for i, a in enumerate(apps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    arrivals = sorted(r["at"] for r in vonage_standin.requests)
+    assert len(arrivals) == 60
+    busiest = max(sum(1 for t in arrivals if a <= t < a + 1) for a in arrivals)
+    assert busiest <= 33  # each alone would allow 30/s, together 60/s without sharing
