@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 
 from .models import Heartbeat, Notification, db, utcnow
-from .worker import SCHEDULER
+from .worker import SCHEDULER, queues
 
 bp = Blueprint("health", __name__)
 
@@ -30,11 +30,23 @@ def healthz() -> tuple[Response, int]:
         db.session.rollback()
         report.update(status="error", database=f"error: {type(exc).__name__}")
         return jsonify(report), 503
+    report["queue"] = queue_status()
     window = timedelta(seconds=4 * float(current_app.config.get("SCHEDULER_SECONDS", 15)))
     fresh = newest is not None and utcnow() - newest < window
     report["worker"] = "ok" if fresh else "no recent heartbeat"
     report["last_heartbeat"] = newest.isoformat() if newest else None
     report["pending_notifications"] = backlog
-    if not fresh:
+    healthy = fresh and report["queue"] == "ok"
+    if not healthy:
         report["status"] = "degraded"
-    return jsonify(report), 200 if fresh else 503
+    return jsonify(report), 200 if healthy else 503
+
+
+def queue_status() -> str:
+    """Ask the queue storage (SQLite file, Redis or PostgreSQL) whether it answers."""
+    try:
+        for huey in (queues().mail, queues().sms):
+            huey.pending_count()
+    except Exception as exc:  # noqa: BLE001 - any storage failure means "not ok", said plainly
+        return f"error: {type(exc).__name__}"
+    return "ok"

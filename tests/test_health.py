@@ -1,0 +1,35 @@
+"""/healthz: database, queue and worker heartbeat, as a load balancer or monitor reads it."""
+
+from __future__ import annotations
+
+from supportwidget.models import db
+from supportwidget.worker import beat
+
+from conftest import make_app
+
+
+def test_without_a_worker_heartbeat_the_service_is_degraded(client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"] == "ok" and response.json["queue"] == "ok"
+    assert response.json["worker"] == "no recent heartbeat"
+
+
+def test_with_a_recent_heartbeat_the_service_is_healthy(app, client):
+    beat("test-worker")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok" and response.json["worker"] == "ok"
+
+
+def test_an_unreachable_queue_is_reported(database_url, tmp_path):
+    # Nothing listens on port 1: the Redis queue storage cannot be reached.
+    app = make_app(database_url, tmp_path, QUEUE_URL="redis://127.0.0.1:1/0", QUEUE_IMMEDIATE=False)
+    with app.app_context():
+        beat("test-worker")
+        response = app.test_client().get("/healthz")
+        db.session.remove()
+        db.engine.dispose()
+    assert response.status_code == 503
+    assert response.json["queue"].startswith("error: ")
+    assert response.json["database"] == "ok"
