@@ -260,3 +260,27 @@ def test_worker_killed_mid_send_is_redriven_with_the_same_message_id(
     assert "worker stopped" in (row.last_error or "") or row.last_error is None
     ids = [m["Message-ID"] for m in smtp_server.messages if m["To"] == row.recipient]
     assert ids == [f"<n{row.id}.SUP-{row.ticket_id}." + ids[0].split(".", 2)[2]]
+
+
+@pytest.mark.parametrize(
+    ("template", "extra"),
+    [
+        ("requester_confirmation", {}),
+        ("requester_acknowledged", {"acker": "staff"}),
+        ("requester_reply", {"body": "We fixed it."}),
+        ("requester_status", {"previous": "new"}),
+        ("requester_downgraded", {"reason": "A typo is not an emergency."}),
+    ],
+)
+def test_every_requester_email_links_the_emergency_form(client, site, template, extra):
+    from supportwidget import messages
+    from supportwidget.models import Staff
+
+    submit(client, site)
+    ticket = db.session.scalar(sa.select(Ticket))
+    staff = db.session.scalar(sa.select(Staff))
+    extra = {k: (staff if v == "staff" else v) for k, v in extra.items()}
+    row = messages.email(ticket, template, ticket.requester_email, "test", staff=staff, **extra)
+    link = f"http://support.test/s/{site.site_key}/emergency"
+    assert link in row.body_text and link in row.body_html
+    db.session.rollback()
