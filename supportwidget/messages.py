@@ -56,6 +56,8 @@ def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
     """Return what every ticket template may use."""
     from .sla import expectation
 
+    if ticket.id is None:
+        db.session.flush()  # links and Message-IDs need the ticket's number
     return {
         "ticket": ticket,
         "site": ticket.site,
@@ -84,18 +86,20 @@ def email(
     Requester e-mail is written in the ticket's language; staff e-mail is always English.
     """
     to_requester = template.startswith(REQUESTER_TEMPLATES)
-    with i18n.language(ticket.locale if to_requester else None):
+    # Rendering only reads: don't flush the session on every lazy load it triggers.
+    with i18n.language(ticket.locale if to_requester else None), db.session.no_autoflush:
         context = ticket_context(
             ticket, recipient=recipient, staff=staff, for_requester=to_requester, **extra
         )
         subject = render_template(f"email/{template}.subject.txt", **context).strip()
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)
+    # By id, not relationship: appending to ticket.notifications would load the collection.
     row = Notification(
-        ticket=ticket,
+        ticket_id=ticket.id,
         channel="email",
         recipient=recipient,
-        staff=staff,
+        staff_id=staff.id if staff else None,
         purpose=purpose,
         subject=" ".join(subject.split()),
         body_text=body_text,
@@ -142,10 +146,10 @@ def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any)
     if overflow > 0:
         text = render(subject[: max(len(subject) - overflow - 3, 0)].rstrip() + "...")
     row = Notification(
-        ticket=ticket,
+        ticket_id=ticket.id,
         channel="sms",
         recipient=staff.phone or "",
-        staff=staff,
+        staff_id=staff.id,
         purpose=purpose,
         body_text=sms_text(text),
     )
