@@ -108,3 +108,29 @@ def test_concurrent_double_submit_of_one_token_files_one_ticket(app, site):
         t.join()
     assert results == [200] * 4
     assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 1
+
+
+def test_database_unreachable_answers_503_with_the_text_kept(tmp_path):
+    from supportwidget import create_app
+
+    # Nothing listens on port 1: every connection is refused at once.
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "x",
+            "INSTANCE_PATH": str(tmp_path),
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+            "QUEUE_URL": "memory://",
+            "QUEUE_IMMEDIATE": True,
+            "RATELIMIT_ENABLED": False,
+            "AGENCY_PHONE": "+44 20 7946 0000",
+        }
+    )
+    data = standard_fields(description="Checkout is down since 9:00, customers cannot pay.")
+    response = app.test_client().post("/s/any-site-key", data={**data, "form_token": "t"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "Checkout is down since 9:00, customers cannot pay." in text
+    assert "+44 20 7946 0000" in text
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 503 and health.json["database"].startswith("error")
