@@ -190,6 +190,8 @@ def live_server(tmp_path: Path, smtp_server: Any) -> Iterator[LiveService]:
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
     """Launch Debian's Chromium once for the session."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"browser tests skipped: {CHROMIUM} missing (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
