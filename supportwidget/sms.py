@@ -29,7 +29,6 @@ import math
 import os
 import threading
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +46,8 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from vonage_http_client import Auth, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
 from vonage_sms import SmsError, SmsMessage
+
+from .gsm import is_gsm
 
 _signals = Namespace()
 #: Sent with the app as sender on every attempt that reached Vonage or the file sink.
@@ -189,7 +190,7 @@ class Sms:
                     from_=state.sender,
                     text=text,
                     client_ref=client_ref,
-                    type=None if _is_gsm(text) else "unicode",
+                    type=None if is_gsm(text) else "unicode",
                 )
             except ValidationError as exc:
                 return SmsResult("failed", None, f"not sent, invalid SMS: {exc}")
@@ -309,71 +310,6 @@ def _never_connected(exc: requests.RequestException) -> bool:
     # urllib3 wraps refused/unresolvable/timed-out connects as a MaxRetryError whose
     # reason is a ConnectTimeoutError (NewConnectionError is a subclass of it).
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, ConnectTimeoutError)
-
-
-# GSM 03.38: the default alphabet (one septet) and its extension table (two septets).
-GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENDED = "^{}\\[~]|€"
-_GSM = frozenset(GSM_BASIC + GSM_EXTENDED)
-# "…" is in neither table, so it becomes "...".
-_REPLACEMENTS = {
-    **dict.fromkeys("‘’‚‛′`´", "'"),
-    **dict.fromkeys("“”„‟″«»", '"'),
-    **dict.fromkeys("‐‑‒–—―−", "-"),
-    **dict.fromkeys("\t\u00a0\u2002\u2003\u2007\u2009\u202f\u3000", " "),
-    "…": "...",
-    "•": "*",
-    "ç": "Ç",
-}
-
-
-def _is_gsm(text: str) -> bool:
-    """Tell whether every character of `text` is in the GSM-7 alphabet."""
-    return all(ch in _GSM for ch in text)
-
-
-def _septets(text: str) -> int:
-    """Count GSM-7 septets: extension characters take two."""
-    return sum(2 if ch in GSM_EXTENDED else 1 for ch in text)
-
-
-def _to_gsm(ch: str) -> str:
-    """Return the GSM-7 spelling of one character ('' to drop it, '?' if none)."""
-    if ch in _GSM:
-        return ch
-    if ch in _REPLACEMENTS:
-        return _REPLACEMENTS[ch]
-    category = unicodedata.category(ch)
-    if category in ("Mn", "Me", "Cf") or (category == "Cc"):
-        return ""  # combining marks, joiners, variation selectors, control codes
-    # Strip accents and unfold compatibility forms ("ő" -> "o", "ﬁ" -> "fi");
-    # what has no GSM-7 spelling ("ł", emoji, Cyrillic) shows as "?".
-    parts = [c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)]
-    if parts and all(c in _GSM or c in _REPLACEMENTS for c in parts):
-        return "".join(_REPLACEMENTS.get(c, c) for c in parts)
-    return "?"
-
-
-def gsm_length(text: str) -> int:
-    """Return how many GSM-7 septets `text` takes once made GSM-7."""
-    return _septets("".join(_to_gsm(ch) for ch in text))
-
-
-def sms_text(text: str, limit: int = 160) -> str:
-    """Make `text` GSM-7 only and cut it to fit `limit` septets, marking a cut with '...'."""
-    gsm = "".join(_to_gsm(ch) for ch in text)
-    if _septets(gsm) <= limit:
-        return gsm
-    budget, kept = limit - 3, []
-    for ch in gsm:
-        budget -= _septets(ch)
-        if budget < 0:
-            break
-        kept.append(ch)
-    return "".join(kept).rstrip() + "..."
 
 
 _HMAC_METHODS = {

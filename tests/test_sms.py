@@ -18,14 +18,12 @@ from hypothesis import strategies as st
 from vonage_http_client import Auth
 
 from supportwidget import sms as sms_module
+from supportwidget.gsm import GSM_BASIC, GSM_EXTENDED, sms_text
 from supportwidget.sms import (
-    GSM_BASIC,
-    GSM_EXTENDED,
     UNKNOWN,
     SmsResult,
     sms,
     sms_sent,
-    sms_text,
     verify_signature,
 )
 
