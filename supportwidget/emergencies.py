@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from . import messages, outbox, periodic, sla, tickets
-from .models import Notification, Site, Staff, Ticket, TicketEvent, WebhookReceipt, db, utcnow
+from .models import HandledMessage, Notification, Site, Staff, Ticket, TicketEvent, db, utcnow
 from .worker import enqueue_call
 
 PAGE = "page"
@@ -269,7 +269,7 @@ def report_flood(site_key: str, address: str) -> None:
     if site is None:
         return
     hour = utcnow().strftime("%Y-%m-%dT%H")
-    db.session.add(WebhookReceipt(message_id=f"flood:{site.id}:{hour}"))
+    db.session.add(HandledMessage(key=f"flood:{site.id}:{hour}"))
     try:
         db.session.flush()
     except IntegrityError:

@@ -19,7 +19,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import messages, outbox, tickets, updates
-from .models import Client, Notification, Ticket, WebhookReceipt, db
+from .models import Client, HandledMessage, Notification, Ticket, db
 from .screenshots import Screenshot, ScreenshotError, clean_screenshot
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,9 @@ def is_automatic(msg: EmailMessage, sender: str) -> bool:
 
 def first_time(key: str) -> bool:
     """Record a message key in this transaction; False if it was handled before (an MTA retry)."""
-    if db.session.get(WebhookReceipt, key) is not None:
+    if db.session.get(HandledMessage, key) is not None:
         return False
-    db.session.add(WebhookReceipt(message_id=key))
+    db.session.add(HandledMessage(key=key))
     return True
 
 

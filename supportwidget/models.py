@@ -289,8 +289,11 @@ class SlaPause(db.Model):
     ended_at: Mapped[datetime | None]
 
 
-class WebhookReceipt(db.Model):
-    """Webhook message ids already handled, so a replay is refused."""
+class HandledMessage(db.Model):
+    """Messages handled once and only once: webhook ids, mail-in messages, flood alerts.
 
-    message_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    A second arrival with the same key is a replay or a retry, and is refused or ignored.
+    """
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

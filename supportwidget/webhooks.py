@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from sqlalchemy.exc import IntegrityError
 
 from . import emergencies, outbox, tickets
-from .models import Notification, Staff, WebhookReceipt, db
+from .models import HandledMessage, Notification, Staff, db
 from .sms import verify_signature
 
 bp = Blueprint("webhooks", __name__)
@@ -36,7 +36,7 @@ def signed_params() -> dict[str, str]:
 
 def first_receipt(key: str) -> None:
     """Record a webhook message id; abort 409 when it was already handled (a replay)."""
-    db.session.add(WebhookReceipt(message_id=key[:100]))
+    db.session.add(HandledMessage(key=key[:100]))
     try:
         db.session.commit()
     except IntegrityError:
