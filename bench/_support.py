@@ -5,15 +5,18 @@ The bare floor app and the SMTP sink run as their own processes: see bench/_floo
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import io
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -368,3 +371,16 @@ def vonage_settings(standin: Any) -> dict[str, str]:
         "VONAGE_API_SECRET": API_SECRET,
         "VONAGE_REST_HOST": standin.host,
     }
+
+
+def run_in_tempdir(prefix: str, args: argparse.Namespace, measure: Callable[..., None]) -> None:
+    """Run `measure(args, folder)` in a throw-away folder; stop servers on SIGTERM too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so servers are stopped
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        measure(args, tmp)
+    finally:
+        if args.keep:
+            print(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +30,7 @@ from _support import (
     form_body,
     free_port,
     percentile,
+    run_in_tempdir,
     running,
     seed,
     service_env,
@@ -164,15 +162,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.2, help="seconds between runs")
     parser.add_argument("--keep", action="store_true", help="keep the folder with logs")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so servers are stopped
-    tmp = Path(tempfile.mkdtemp(prefix="sw-bench-emergency-"))
-    try:
-        measure(args, tmp)
-    finally:
-        if args.keep:
-            print(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tempdir("sw-bench-emergency-", args, measure)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,6 +38,7 @@ from _support import (
     multipart_body,
     percentile,
     require,
+    run_in_tempdir,
     run_load,
     running,
     seed,
@@ -193,17 +192,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the folder with logs")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so servers are stopped
-    tmp = Path(tempfile.mkdtemp(prefix="sw-bench-forms-"))
-    try:
-        measure(args, tmp)
-    finally:
-        if args.keep:
-            print(f"logs kept in {tmp}")
-        else:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tempdir("sw-bench-forms-", args, measure)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -44,6 +41,7 @@ from _support import (
     free_port,
     percentile,
     require,
+    run_in_tempdir,
     run_load,
     running,
     seed,
@@ -299,15 +297,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.ignore_tests and (running_tests := tests_running()):
         sys.exit("pytest is running (it shares PostgreSQL and CPU): " + running_tests[0][:200])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so servers are stopped
-    tmp = Path(tempfile.mkdtemp(prefix="sw-bench-load-"))
-    try:
-        measure(args, tmp)
-    finally:
-        if args.keep:
-            print(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_in_tempdir("sw-bench-load-", args, measure)
 
 
 if __name__ == "__main__":
