@@ -92,6 +92,8 @@ def test_plugin_embeds_deferred_widget_with_a_signature_the_service_accepts(app,
         "service_url": "https://support.example/",
         "site_key": site.site_key,
         "site_secret": site.secret,
+        "phone": "+44 20 7946 0000",
+        "email": "help@agency.test",
         "roles": ["administrator"],
     }
     user = {"roles": ["administrator"], "name": "Jane <Owner>", "email": "jane@example.com"}
@@ -104,6 +106,7 @@ def test_plugin_embeds_deferred_widget_with_a_signature_the_service_accepts(app,
     assert "WordPress 6.7.1" in tag.replace("&quot;", '"')
     signature = tag.split('data-user-signature="')[1].split('"')[0]
     assert identity.verify(site, "jane@example.com", "Jane <Owner>", signature)
+    assert 'data-phone="+44 20 7946 0000"' in tag and 'data-email="help@agency.test"' in tag
     assert out["admin_bar"][0]["title"] == "Create a ticket?"
 
 

@@ -345,11 +345,14 @@ def test_unreachable_service_still_opens_and_says_so(live_server: LiveService, p
     page.route(f"{dead}/widget.js", lambda route: route.fulfill(
         body=WIDGET_JS.read_bytes(), content_type="text/javascript"))
     embed = f'<script src="{dead}/widget.js" data-site-key="{live_server.site_key}" ' \
-            f'data-locale="de"></script>'
+            f'data-locale="de" data-phone="+44 20 7946 0000" ' \
+            f'data-email="help@agency.test"></script>'
     page.goto(live_server.host.add("/down", embed))
     page.get_by_role("button", name="Ticket erstellen?").click()
     expect(page.get_by_role("dialog", name="Support kontaktieren")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Support nicht erreichbar")
+    # The agency's own fallback contacts, from the embed.
+    expect(page.get_by_role("status")).to_contain_text("+44 20 7946 0000 help@agency.test")
 
 
 def test_widget_js_is_small_cacheable_javascript(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@
     frame.src = url(em);
     // Iframe failures are invisible: probe the service.
     fetch(origin + '/healthz', { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(5000) })
-      .catch(() => ready || say(T[6]));
+      .catch(() => ready || say([T[6], data.phone, data.email].filter(Boolean).join(' ')));
   }
 
   function loaded() {

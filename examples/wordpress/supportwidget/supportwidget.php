@@ -29,6 +29,8 @@ function supportwidget_settings() {
 		'service_url' => '',
 		'site_key'    => '',
 		'site_secret' => '',
+		'phone'       => '',
+		'email'       => '',
 		'roles'       => array( 'administrator', 'editor', 'shop_manager' ),
 	);
 	$saved = get_option( 'supportwidget_settings', array() );
@@ -73,6 +75,12 @@ function supportwidget_attributes() {
 		'data-locale'     => get_user_locale(),
 		'data-context'    => wp_json_encode( $context ),
 	);
+	// Shown by the widget when the support service cannot be reached.
+	foreach ( array( 'phone', 'email' ) as $contact ) {
+		if ( '' !== $settings[ $contact ] ) {
+			$attributes[ 'data-' . $contact ] = $settings[ $contact ];
+		}
+	}
 	if ( '' !== $settings['site_secret'] ) {
 		$attributes['data-user-signature'] = supportwidget_signature(
 			$settings['site_secret'],

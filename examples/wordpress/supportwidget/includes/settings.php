@@ -36,6 +36,8 @@ function supportwidget_sanitize_settings( $input ) {
 		'service_url' => esc_url_raw( isset( $input['service_url'] ) ? trim( $input['service_url'] ) : '' ),
 		'site_key'    => sanitize_text_field( isset( $input['site_key'] ) ? $input['site_key'] : '' ),
 		'site_secret' => sanitize_text_field( isset( $input['site_secret'] ) ? $input['site_secret'] : '' ),
+		'phone'       => sanitize_text_field( isset( $input['phone'] ) ? $input['phone'] : '' ),
+		'email'       => sanitize_email( isset( $input['email'] ) ? $input['email'] : '' ),
 		'roles'       => $roles,
 	);
 }
@@ -80,6 +82,10 @@ function supportwidget_render_settings() {
 					<td><input id="sw-key" class="regular-text" name="supportwidget_settings[site_key]" value="<?php echo esc_attr( $settings['site_key'] ); ?>"></td></tr>
 				<tr><th scope="row"><label for="sw-secret"><?php esc_html_e( 'Site secret', 'supportwidget' ); ?></label></th>
 					<td><input id="sw-secret" class="regular-text" type="password" autocomplete="off" name="supportwidget_settings[site_secret]" value="<?php echo esc_attr( $settings['site_secret'] ); ?>"></td></tr>
+				<tr><th scope="row"><label for="sw-phone"><?php esc_html_e( 'Agency phone (shown if support is unreachable)', 'supportwidget' ); ?></label></th>
+					<td><input id="sw-phone" class="regular-text" type="tel" name="supportwidget_settings[phone]" value="<?php echo esc_attr( $settings['phone'] ); ?>"></td></tr>
+				<tr><th scope="row"><label for="sw-email"><?php esc_html_e( 'Agency e-mail (shown if support is unreachable)', 'supportwidget' ); ?></label></th>
+					<td><input id="sw-email" class="regular-text" type="email" name="supportwidget_settings[email]" value="<?php echo esc_attr( $settings['email'] ); ?>"></td></tr>
 				<tr><th scope="row"><?php esc_html_e( 'Who sees the button', 'supportwidget' ); ?></th>
 					<td><?php foreach ( wp_roles()->get_names() as $role => $label ) : ?>
 						<label><input type="checkbox" name="supportwidget_settings[roles][]" value="<?php echo esc_attr( $role ); ?>" <?php checked( in_array( $role, (array) $settings['roles'], true ) ); ?>> <?php echo esc_html( translate_user_role( $label ) ); ?></label><br>
