@@ -86,6 +86,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("MAX_CONTENT_LENGTH", 6 * app.config["MAX_SCREENSHOT_BYTES"] + 2**20)
     os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
 
+    _bind(app)
+    return app
+
+
+def _bind(app: Flask) -> None:
+    """Bind every extension and register every blueprint and command."""
     from . import (
         api,
         cli,
@@ -121,4 +127,3 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     api.init_app(app)
     dashboard.init_app(app)
-    return app
