@@ -33,3 +33,19 @@ def test_an_unreachable_queue_is_reported(database_url, tmp_path):
     assert response.status_code == 503
     assert response.json["queue"].startswith("error: ")
     assert response.json["database"] == "ok"
+
+
+def test_only_one_worker_holds_the_scheduler_lease_until_it_dies(app):
+    from datetime import timedelta
+
+    from supportwidget.models import Heartbeat
+    from supportwidget.worker import SCHEDULER, take_scheduler_lease
+
+    assert take_scheduler_lease("worker-a", seconds=45) is True
+    assert take_scheduler_lease("worker-b", seconds=45) is False  # a holds it
+    assert take_scheduler_lease("worker-a", seconds=45) is True  # a renews
+    lease = db.session.get(Heartbeat, SCHEDULER)
+    lease.beat_at -= timedelta(seconds=46)  # a stopped renewing: it died
+    db.session.commit()
+    assert take_scheduler_lease("worker-b", seconds=45) is True
+    assert take_scheduler_lease("worker-a", seconds=45) is False
