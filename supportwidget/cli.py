@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import date
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import click
@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
-from .business_time import BusinessCalendar, format_hours, parse_duration, parse_hours
+from . import accounts
+from .accounts import AccountError
 from .messages import public_url
-from .models import Client, Site, SlaPlan, Staff, db
+from .models import Client, Site, Staff, db
 
 client_cli = AppGroup("client", help="Manage client accounts.")
 site_cli = AppGroup("site", help="Manage client websites.")
@@ -28,11 +29,14 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-def find_plan(name: str) -> SlaPlan:
-    plan = db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == name))
-    if plan is None:
-        fail(f"No SLA plan named {name!r}. Create it with `sla add`.")
-    return plan
+@contextmanager
+def explained() -> Iterator[None]:
+    """Turn a refused change into a clear message and a non-zero exit, saving nothing."""
+    try:
+        yield
+    except AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
 
 
 def find_client(name: str) -> Client:
@@ -40,15 +44,6 @@ def find_client(name: str) -> Client:
     if client is None:
         fail(f"No client named {name!r}. Create it with `client add`.")
     return client
-
-
-def parse_date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} must be a date like 2026-12-31, not {value!r}.")
 
 
 @client_cli.command("add")
@@ -69,25 +64,13 @@ def client_add(
     """Register a client."""
     if db.session.scalar(sa.select(Client).where(Client.name == name)):
         fail(f"A client named {name!r} already exists.")
-    client = Client(name=name, emails=[e.strip().lower() for e in emails])
-    set_contract(client, plan_name, sla_start, sla_end)
-    if hourly_rate is not None:
-        try:
-            client.hourly_rate = Decimal(hourly_rate)
-        except InvalidOperation:
-            fail(f"--hourly-rate must be a number, not {hourly_rate!r}.")
+    with explained():
+        client = Client(name=name, emails=accounts.contact_emails(list(emails)))
+        accounts.set_contract(client, plan_name, sla_start, sla_end)
+        client.hourly_rate = accounts.hourly_rate(hourly_rate)
     db.session.add(client)
     db.session.commit()
     click.echo(f"Client {name!r} added.")
-
-
-def set_contract(client: Client, plan_name: str | None, start: str | None, end: str | None) -> None:
-    """Attach (or, with no plan, remove) an SLA contract."""
-    client.sla_plan = find_plan(plan_name) if plan_name else None
-    client.sla_start = parse_date(start, "--sla-start")
-    client.sla_end = parse_date(end, "--sla-end")
-    if client.sla_start and client.sla_end and client.sla_end < client.sla_start:
-        fail("--sla-end is before --sla-start.")
 
 
 @client_cli.command("contract")
@@ -100,7 +83,8 @@ def client_contract(
 ) -> None:
     """Change a client's SLA contract."""
     client = find_client(name)
-    set_contract(client, plan_name, sla_start, sla_end)
+    with explained():
+        accounts.set_contract(client, plan_name, sla_start, sla_end)
     db.session.commit()
     click.echo(f"Client {name!r}: SLA {plan_name or 'none'}.")
 
@@ -112,13 +96,6 @@ def embed_snippet(site: Site) -> str:
     )
 
 
-def origin_of(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        fail(f"{url!r} is not an http(s) URL.")
-    return f"{parsed.scheme}://{parsed.netloc}"
-
-
 @site_cli.command("add")
 @click.option("--client", "client_name", required=True)
 @click.option("--url", required=True, help="The site's address.")
@@ -127,7 +104,8 @@ def origin_of(url: str) -> str:
 def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | None) -> None:
     """Register a client site and print its embed snippet."""
     client = find_client(client_name)
-    allowed = sorted({origin_of(url), *(origin_of(o) for o in origins)})
+    with explained():
+        allowed = accounts.allowed_origins(url, list(origins))
     site = Site(client=client, url=url, name=name or urlparse(url).netloc, allowed_origins=allowed)
     db.session.add(site)
     db.session.commit()
@@ -151,12 +129,8 @@ def staff_add(
     email = email.strip().lower()
     if db.session.scalar(sa.select(Staff).where(Staff.email == email)):
         fail(f"A staff member with e-mail {email!r} already exists.")
-    if phone is not None and not (
-        phone.startswith("+") and phone[1:].isdigit() and 8 <= len(phone) <= 16
-    ):
-        fail(f"--phone must be in E.164 form like +447700900123, not {phone!r}.")
-    if phone and db.session.scalar(sa.select(Staff).where(Staff.phone == phone)):
-        fail(f"Another staff member already has phone {phone}.")
+    with explained():
+        phone = accounts.staff_phone(phone)
     member = Staff(
         name=name, email=email, phone=phone, on_call=on_call, role="admin" if admin else "agent"
     )
@@ -225,29 +199,11 @@ def sla_add(
     emergency_response: str | None,
 ) -> None:
     """Create an SLA plan."""
-    if db.session.scalar(sa.select(SlaPlan).where(SlaPlan.name == name)):
-        fail(f"An SLA plan named {name!r} already exists.")
-    dates = [parse_date(d, "--holiday") for d in extra]
-    try:
-        weekly = parse_hours(hours)
-        BusinessCalendar(timezone, weekly, country, dates)
-        minutes = [
-            int(parse_duration(d).total_seconds() // 60) if d else None
-            for d in (first_response, resolution, emergency_response)
-        ]
-    except ValueError as exc:
-        fail(str(exc))
-    plan = SlaPlan(
-        name=name,
-        timezone=timezone,
-        hours=format_hours(weekly),
-        holiday_country=country,
-        extra_holidays=[d.isoformat() for d in dates],
-        first_response_minutes=minutes[0],
-        resolution_minutes=minutes[1],
-        emergency_response_minutes=minutes[2],
-    )
-    db.session.add(plan)
+    with explained():
+        plan = accounts.create_plan(
+            name, timezone, hours, country, list(extra),
+            (first_response, resolution, emergency_response),
+        )  # fmt: skip
     db.session.commit()
     click.echo(f"SLA plan {name!r} added: {plan.hours} ({timezone}).")
 

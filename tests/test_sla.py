@@ -322,3 +322,27 @@ def test_client_contract_needs_a_known_client(runner, app):
     code, output = invoke(runner, "client", "contract", "Nobody", "--sla", "Gold")
     assert code != 0
     assert "No client named 'Nobody'. Create it with `client add`." in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["client", "add", "Bakery", "--email", "not-an-address"], "valid contact e-mail"),
+        (
+            ["client", "add", "Bakery", "--email", "o@b.test", "--hourly-rate", "NaN"],
+            "--hourly-rate must be a positive amount",
+        ),
+        (
+            ["client", "add", "Bakery", "--email", "o@b.test", "--hourly-rate", "ten"],
+            "--hourly-rate must be a number like 120",
+        ),
+        (
+            ["staff", "add", "--name", "Eve", "--email", "eve@agency.test", "--phone", "0770"],
+            "E.164",
+        ),
+    ],
+)
+def test_cli_applies_the_same_account_rules_as_the_admin_pages(runner, app, args, message):
+    code, output = invoke(runner, *args)
+    assert code != 0 and message in output
+    assert db.session.scalar(sa.select(sa.func.count(Client.id))) == 0
