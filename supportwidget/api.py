@@ -202,9 +202,7 @@ def list_tickets() -> Response:
 @token_required
 def get_ticket(reference: str) -> Response:
     """Show one ticket by reference (SUP-12)."""
-    number = reference.upper().removeprefix("SUP-")
-    found = _is_number(number) and len(number) < 18
-    ticket = tickets.find_by_reference(reference) if found else None
+    ticket = tickets.find_by_reference(reference)
     if ticket is None:
         return error_response(404, f"No ticket {reference!r}.")
     return jsonify(ticket_detail(ticket))

@@ -35,6 +35,11 @@ def read_ack_code(code: str) -> tuple[Ticket, Staff] | None:
     return (ticket, member) if ticket and member else None
 
 
+def needs_billing_consent(site: Site) -> bool:
+    """Tell whether a client must accept the emergency rate: no SLA in force right now."""
+    return sla.active_plan_at(site.client, utcnow()) is None
+
+
 def ack_url(ticket: Ticket, member: Staff) -> str:
     """Return a staff member's acknowledgement link for a ticket."""
     return messages.public_url(f"/a/{ack_code(ticket.id, member.id)}")

@@ -147,7 +147,7 @@ def standard_form(site_key: str) -> Response:
 def emergency_form(site_key: str) -> Response:
     """Show the emergency form and page the on-call team for what it submits."""
     site = load_site(site_key)
-    needs_consent = site.client.active_plan(utcnow().date()) is None
+    needs_consent = emergencies.needs_billing_consent(site)
     form = EmergencyForm(site.site_key, needs_consent)
     if not form.is_submitted():
         return page("hosted/emergency.html", site, form=form, needs_consent=needs_consent)

@@ -42,8 +42,11 @@ def find_by_nonce(nonce: str | None) -> Ticket | None:
 
 def find_by_reference(reference: str) -> Ticket | None:
     """Return the ticket for 'SUP-12' (any case), or None."""
-    number = reference.upper().removeprefix("SUP-")
-    return db.session.get(Ticket, int(number)) if number.isdigit() else None
+    number = reference.strip().upper().removeprefix("SUP-")
+    # ASCII digits only ("²".isdigit() is true), and short enough for a BIGINT.
+    if not (number.isascii() and number.isdigit() and len(number) < 18):
+        return None
+    return db.session.get(Ticket, int(number))
 
 
 def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:

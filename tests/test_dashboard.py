@@ -634,3 +634,9 @@ def test_site_key_rotation_keeps_old_embeds_working_for_the_grace_period(app, cl
     site.previous_key_expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert client.get(f"/s/{old_key}").status_code == 404  # until the grace period ends
+
+
+@pytest.mark.parametrize("reference", ["SUP-\u00b2", "SUP-99999999999999999999", "SUP-", "12x"])
+def test_odd_references_are_a_404_not_a_crash(client, site, staff, reference):
+    login(client, "bob@agency.test")
+    assert client.get(f"/dashboard/tickets/{reference}").status_code == 404
