@@ -65,7 +65,15 @@ def init_db_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Bind the database and migrations and register init-db."""
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    options: dict[str, object] = {"pool_pre_ping": True}
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        # Never wait forever on the network: connecting, or a statement stuck behind a lock.
+        statement_ms = int(app.config.get("DATABASE_STATEMENT_TIMEOUT_MS", 30_000))
+        options["connect_args"] = {
+            "connect_timeout": 10,
+            "options": f"-c statement_timeout={statement_ms}",
+        }
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, render_item=_render_item)
     app.cli.add_command(init_db_command)

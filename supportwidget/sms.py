@@ -98,7 +98,8 @@ class _SharedRateLimiter(_RateLimiter):
 
     def __init__(self, per_second: float, storage_uri: str, api_key: str) -> None:
         super().__init__(per_second)
-        self._strategy = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        storage = storage_from_string(storage_uri, socket_timeout=5, socket_connect_timeout=5)
+        self._strategy = MovingWindowRateLimiter(storage)
         self._item = RateLimitItemPerSecond(int(per_second))
         self._key = api_key
 

@@ -49,3 +49,13 @@ def test_only_one_worker_holds_the_scheduler_lease_until_it_dies(app):
     db.session.commit()
     assert take_scheduler_lease("worker-b", seconds=45) is True
     assert take_scheduler_lease("worker-a", seconds=45) is False
+
+
+def test_postgresql_connections_carry_timeouts(app, database_url):
+    import pytest
+    import sqlalchemy as sa
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    assert db.session.execute(sa.text("SHOW statement_timeout")).scalar() == "30s"
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["connect_timeout"] == 10
