@@ -14,7 +14,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from test_sla import GOLD, filed_at, invoke, london
 
-from supportwidget import api, sla, tickets
+from supportwidget import sla, tickets
 from supportwidget.models import Client, Site, Staff, Ticket, db, utcnow
 
 SPEC_URI = "urn:supportwidget:openapi"
@@ -22,9 +22,7 @@ SPEC_URI = "urn:supportwidget:openapi"
 
 @pytest.fixture
 def api_client(app, client):
-    """Return the test client, with the API registered if the factory does not yet."""
-    if "api" not in app.blueprints:
-        api.init_app(app)
+    """Return the test client (the API is part of every app)."""
     return client
 
 

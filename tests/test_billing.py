@@ -11,18 +11,11 @@ import pytest
 import sqlalchemy as sa
 from test_dashboard import login, new_emergency, new_request
 
-from supportwidget import dashboard, updates
+from supportwidget import updates
 from supportwidget.billing import BillingError, amount_for, month_bounds
 from supportwidget.models import Client, Site, SlaPlan, Staff, db
 
 MARCH = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def app(app):
-    if "dashboard" not in app.blueprints:
-        dashboard.init_app(app)
-    return app
 
 
 @pytest.fixture

@@ -39,14 +39,6 @@ XSS = [
 
 
 @pytest.fixture
-def app(app):
-    """The conftest app, with the dashboard bound if the factory does not do it yet."""
-    if "dashboard" not in app.blueprints:
-        dashboard.init_app(app)
-    return app
-
-
-@pytest.fixture
 def staff(site):
     """Give the seeded admin (Alice) and agent (Bob) passwords."""
     for member in db.session.scalars(sa.select(Staff)):
@@ -152,8 +144,6 @@ def test_sign_in_never_redirects_off_site(client, staff):
 
 def test_https_public_url_makes_the_cookie_secure(database_url, tmp_path):
     app = make_app(database_url, tmp_path, PUBLIC_URL="https://support.example.com")
-    if "dashboard" not in app.blueprints:
-        dashboard.init_app(app)
     assert app.config["SESSION_COOKIE_SECURE"] is True
     with app.app_context():
         db.engine.dispose()
@@ -233,8 +223,6 @@ def test_password_change_signs_out_existing_sessions(client, runner, site, staff
 
 def test_login_is_rate_limited(database_url, tmp_path, smtp_server):
     app = make_app(database_url, tmp_path, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
-    if "dashboard" not in app.blueprints:
-        dashboard.init_app(app)
     client = app.test_client()
     with app.app_context():
         codes = [login(client, "nobody@agency.test", "x").status_code for _ in range(4)]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from supportwidget import dashboard, emergencies, tickets
+from supportwidget import emergencies, tickets
 from supportwidget.models import Site, Staff, Ticket, TimeEntry, db
 
-from browser_fixtures import LiveService
+if TYPE_CHECKING:
+    from browser_fixtures import LiveService
 
 pytest_plugins = ["browser_fixtures"]
 pytestmark = pytest.mark.browser
@@ -19,8 +22,6 @@ PASSWORD = "browser-test-password"
 @pytest.fixture
 def live(live_server: LiveService) -> LiveService:
     """The live service with the dashboard bound and Alice able to sign in."""
-    if "dashboard" not in live_server.app.blueprints:
-        dashboard.init_app(live_server.app)
 
     def prepare() -> None:
         for member in db.session.scalars(sa.select(Staff)):

@@ -11,15 +11,8 @@ import sqlalchemy as sa
 from PIL import Image
 from test_dashboard import new_request
 
-from supportwidget import create_app, dashboard, updates
+from supportwidget import create_app, updates
 from supportwidget.models import Notification, SlaPause, Staff, Ticket, TicketEvent, db
-
-
-@pytest.fixture
-def app(app):
-    if "dashboard" not in app.blueprints:
-        dashboard.init_app(app)
-    return app
 
 
 def mail(sender, subject, body="Here is the information you asked for.", **headers):
@@ -206,8 +199,6 @@ def test_database_unreachable_asks_the_mta_to_retry(tmp_path: Path, site):
             "QUEUE_URL": "memory://",
         }
     )
-    if "dashboard" not in broken.blueprints:
-        dashboard.init_app(broken)
     with broken.app_context():
         result = broken.test_cli_runner().invoke(
             args=["mail-in"], input=mail("owner@acme.test", "Help").as_bytes()
