@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +66,28 @@ def make_app(database_url: str, tmp_path: Path, **overrides: Any) -> Flask:
     return app
 
 
-@pytest.fixture
-def app(database_url: str, tmp_path: Path, smtp_server: Any) -> Iterator[Flask]:
-    """Yield an app that mails through a real SMTP server and runs tasks immediately."""
-    app = make_app(database_url, tmp_path, **smtp_server.config())
+@contextmanager
+def running(app: Flask) -> Iterator[Flask]:
+    """Work inside the app's context, then close its database connections."""
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    """Extra settings for `app`; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def app(
+    database_url: str, tmp_path: Path, smtp_server: Any, app_config: dict[str, Any]
+) -> Iterator[Flask]:
+    """Yield an app that mails through a real SMTP server and runs tasks immediately."""
+    with running(make_app(database_url, tmp_path, **smtp_server.config(), **app_config)) as app:
+        yield app
 
 
 @pytest.fixture

@@ -22,12 +22,9 @@ ALICE, BOB, CAROL = "447700900001", "447700900002", "447700900003"
 
 
 @pytest.fixture
-def app(database_url, tmp_path, smtp_server, vonage_standin):
-    """An app that mails through aiosmtpd and pages through the Vonage stand-in."""
-    app = make_app(
-        database_url,
-        tmp_path,
-        **smtp_server.config(),
+def app_config(vonage_standin):
+    """Page through the Vonage stand-in (mail goes to aiosmtpd, as everywhere)."""
+    return dict(
         VONAGE_API_KEY=API_KEY,
         VONAGE_API_SECRET=API_SECRET,
         VONAGE_REST_HOST=vonage_standin.host,
@@ -37,10 +34,6 @@ def app(database_url, tmp_path, smtp_server, vonage_standin):
         EMERGENCY_REPAGE_INTERVAL=60,
         EMERGENCY_REPAGE_LIMIT=2,
     )
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

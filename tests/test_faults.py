@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from supportwidget import database
 from supportwidget.models import Notification, Ticket, db
 
-from conftest import form_token, make_app, standard_fields
+from conftest import form_token, make_app, running, standard_fields
 
 
 @pytest.fixture
@@ -24,10 +24,8 @@ def sqlite_app(tmp_path, smtp_server, monkeypatch):
         **smtp_server.config(),
         AGENCY_PHONE="+44 20 7946 0000",
     )
-    with app.app_context():
+    with running(app):
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def seed_site():

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from supportwidget.models import Client, Site, Ticket, db
 
-from conftest import form_token, make_app, standard_fields
+from conftest import form_token, standard_fields
 
 
 def test_every_page_sends_security_headers(client, site):
@@ -39,20 +39,11 @@ def emergency(client, site):
 
 
 @pytest.fixture
-def app(database_url, tmp_path, smtp_server):
-    """An app with rate limits on, as in production."""
-    app = make_app(
-        database_url,
-        tmp_path,
-        **smtp_server.config(),
-        RATELIMIT_ENABLED=True,
-        AGENCY_PHONE="+44 20 7946 0000",
-        AGENCY_EMAIL="help@agency.test",
+def app_config():
+    """Rate limits on, as in production."""
+    return dict(
+        RATELIMIT_ENABLED=True, AGENCY_PHONE="+44 20 7946 0000", AGENCY_EMAIL="help@agency.test"
     )
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_emergency_flood_is_refused_with_contacts_and_staff_told_once(client, site, smtp_server):
