@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
 from . import messages, outbox, periodic, sla, tickets
 from .models import HandledMessage, Notification, Site, Staff, Ticket, TicketEvent, db, utcnow
@@ -274,11 +273,7 @@ def report_flood(site_key: str, address: str) -> None:
     if site is None:
         return
     hour = utcnow().strftime("%Y-%m-%dT%H")
-    db.session.add(HandledMessage(key=f"flood:{site.id}:{hour}"))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    if not HandledMessage.first_time(f"flood:{site.id}:{hour}"):
         return
     rows = [
         messages.notice(

@@ -123,14 +123,6 @@ def is_automatic(msg: EmailMessage, sender: str) -> bool:
     )
 
 
-def first_time(key: str) -> bool:
-    """Record a message key in this transaction; False if it was handled before (an MTA retry)."""
-    if db.session.get(HandledMessage, key) is not None:
-        return False
-    db.session.add(HandledMessage(key=key))
-    return True
-
-
 def open_ticket(client: Client, msg: EmailMessage, sender: str, name: str, key: str) -> str:
     """File a standard request from a client contact's new message."""
     site = next((s for s in client.sites if s.enabled), None)
@@ -152,7 +144,7 @@ def open_ticket(client: Client, msg: EmailMessage, sender: str, name: str, key: 
 
 def refuse(msg: EmailMessage, sender: str, key: str) -> str:
     """Queue a polite refusal to an unknown sender; create nothing else."""
-    if not first_time(key):
+    if not HandledMessage.first_time(key):
         return "duplicate"
     subject = " ".join(str(msg.get("Subject", "")).split())[:200]
     context = {"subject": subject, "sender": sender, "agency": current_app.config["AGENCY_NAME"]}
@@ -181,7 +173,7 @@ def handle(raw: bytes) -> str:
     key = "mail:" + hashlib.sha256(str(msg.get("Message-ID") or raw).encode()).hexdigest()[:40]
     ticket = find_thread(msg, sender)
     if ticket is not None:
-        if not first_time(key):
+        if not HandledMessage.first_time(key):
             return "duplicate"
         updates.client_reply(ticket, without_quote(body_text(msg)), sender)
         return f"reply added to {ticket.reference}"

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -297,3 +298,13 @@ class HandledMessage(db.Model):
 
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    @classmethod
+    def first_time(cls, key: str) -> bool:
+        """Record a key in the current transaction; False if it was handled before."""
+        try:
+            with db.session.begin_nested():  # a savepoint: a clash undoes only this row
+                db.session.add(cls(key=key[:100]))
+        except IntegrityError:
+            return False
+        return True

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 # Called with a Notification that failed for good; returns follow-up rows to send.
 failure_hooks: list[Callable[[Notification], list[Notification]]] = []
+# Delivery receipts that mean the message never reached the person.
+FAILED_DELIVERY = frozenset({"failed", "expired", "rejected"})
 
 
 def backoff(attempts: int) -> timedelta:
@@ -97,6 +99,17 @@ def _record(row: Notification, outcome: str, detail: str | None) -> None:
         row.status,
         f": {detail}" if detail else "",
     )
+
+
+def record_delivery(row: Notification, status: str, detail: str) -> None:
+    """Store a delivery receipt; a message that never arrived counts as failed (staff told)."""
+    row.delivery_status = status
+    follow_ups: list[Notification] = []
+    if status in FAILED_DELIVERY:
+        row.last_error = f"delivery {status} ({detail})"
+        follow_ups = [new for hook in failure_hooks for new in hook(row)]
+    db.session.commit()
+    schedule(follow_ups)
 
 
 def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:

@@ -7,7 +7,6 @@ import re
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, render_template, request
-from sqlalchemy.exc import IntegrityError
 
 from . import emergencies, outbox, tickets
 from .models import HandledMessage, Notification, Staff, db
@@ -16,7 +15,6 @@ from .sms import verify_signature
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
 ACK = re.compile(r"^\s*ack\b(?:\s*(?:sup-?)?\s*(\d+))?", re.IGNORECASE)
-FAILED_DELIVERY = {"failed", "expired", "rejected"}
 
 
 def signed_params() -> dict[str, str]:
@@ -36,12 +34,9 @@ def signed_params() -> dict[str, str]:
 
 def first_receipt(key: str) -> None:
     """Record a webhook message id; abort 409 when it was already handled (a replay)."""
-    db.session.add(HandledMessage(key=key[:100]))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    if not HandledMessage.first_time(key):
         abort(409, "This message was already received.")
+    db.session.commit()
 
 
 @bp.route("/webhooks/vonage/inbound", methods=["GET", "POST"])
@@ -83,13 +78,7 @@ def delivery_receipt() -> Response:
         )
     if row is None:
         return Response(status=204)
-    row.delivery_status = status
-    follow_ups = []
-    if status in FAILED_DELIVERY:
-        row.last_error = f"delivery {status} (Vonage err-code {params.get('err-code', '?')})"
-        follow_ups = emergencies.report_unpaged(row)
-    db.session.commit()
-    outbox.schedule(follow_ups)
+    outbox.record_delivery(row, status, f"Vonage err-code {params.get('err-code', '?')}")
     return Response(status=204)
 
 
