@@ -35,6 +35,7 @@ __all__ = [
     "TransientMailError",
     "eml_path",
     "mail",
+    "Outgoing",
     "send_email",
 ]
 
@@ -218,14 +219,65 @@ mail = Mail()
 
 def send_email(message: Message) -> None:
     """Send ``message`` as built, raising Transient/PermanentMailError on failure."""
-    state = _current_state()
-    try:
-        with state.connect() as connection:
-            connection.send(message)
-    except MailError:
-        raise
-    except Exception as error:
-        raise classify_error(error, f"{state.server}:{state.port}") from error
+    with Outgoing() as outgoing:
+        outgoing.send(message)
+
+
+class Outgoing:
+    """Send several messages over one SMTP connection, as a batch of the outbox.
+
+    Connects on the first send. After a reply error the connection is dropped and the
+    next message reconnects; after a network failure (refused, timed out, cut) the rest
+    of the batch fails at once with the same error instead of waiting out the timeout
+    again for each message.
+    """
+
+    def __init__(self) -> None:
+        self.state = _current_state()
+        self.where = f"{self.state.server}:{self.state.port}"
+        self.connection: _SafeConnection | None = None
+        self.broken: MailError | None = None
+
+    def __enter__(self) -> Outgoing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._drop()
+
+    def send(self, message: Message) -> None:
+        """Send one message, raising Transient/PermanentMailError on failure."""
+        if self.broken is not None:
+            raise type(self.broken)(str(self.broken), self.broken.smtp_code)
+        if self.connection is None:
+            try:
+                self.connection = self.state.connect().__enter__()
+            except Exception as error:
+                self.broken = classify_error(error, self.where)
+                raise self.broken from error
+        try:
+            self.connection.send(message)
+        except MailError:
+            raise
+        except smtplib.SMTPRecipientsRefused as error:
+            # The server reset the transaction; the connection is fine for the next one.
+            raise classify_error(error, self.where) from error
+        except Exception as error:
+            failure = classify_error(error, self.where)
+            self._drop(graceful=False)
+            # A reply error concerns this message; a network failure every message after it.
+            if isinstance(error, OSError) and not isinstance(error, smtplib.SMTPResponseException):
+                self.broken = failure
+            raise failure from error
+
+    def _drop(self, graceful: bool = True) -> None:
+        """Close the connection: with QUIT when it is healthy, at once after a failure."""
+        connection, self.connection = self.connection, None
+        if connection is None or connection.host is None:
+            return
+        if graceful:
+            connection.__exit__(None, None, None)
+        else:
+            connection.host.close()
 
 
 def eml_path(message_id: str, folder: Path) -> Path:

@@ -85,15 +85,32 @@ def email(
 
     Requester e-mail is written in the ticket's language; staff e-mail is always English.
     """
+    rendered = render_email(ticket, template, recipient=recipient, staff=staff, **extra)
+    return add_email(ticket, rendered, recipient, purpose, staff, **extra)
+
+
+def render_email(ticket: Ticket, template: str, **extra: Any) -> tuple[str, str, str]:
+    """Return the subject, text and HTML of an e-mail about a ticket."""
     to_requester = template.startswith(REQUESTER_TEMPLATES)
     # Rendering only reads: don't flush the session on every lazy load it triggers.
     with i18n.language(ticket.locale if to_requester else None), db.session.no_autoflush:
-        context = ticket_context(
-            ticket, recipient=recipient, staff=staff, for_requester=to_requester, **extra
-        )
-        subject = render_template(f"email/{template}.subject.txt", **context).strip()
+        context = ticket_context(ticket, for_requester=to_requester, **extra)
+        subject = render_template(f"email/{template}.subject.txt", **context)
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)
+    return " ".join(subject.split()), body_text, body_html
+
+
+def add_email(
+    ticket: Ticket,
+    rendered: tuple[str, str, str],
+    recipient: str,
+    purpose: str,
+    staff: Staff | None = None,
+    **extra: Any,
+) -> Notification:
+    """Add an outbox row carrying a rendered e-mail about a ticket to the session."""
+    subject, body_text, body_html = rendered
     # By id, not relationship: appending to ticket.notifications would load the collection.
     row = Notification(
         ticket_id=ticket.id,
@@ -101,7 +118,7 @@ def email(
         recipient=recipient,
         staff_id=staff.id if staff else None,
         purpose=purpose,
-        subject=" ".join(subject.split()),
+        subject=subject,
         body_text=body_text,
         body_html=body_html,
         reply_to=extra.get("reply_to"),
@@ -184,8 +201,12 @@ def email_message(row: Notification) -> Message:
 
 
 def email_staff(ticket: Ticket, template: str, purpose: str, **extra: Any) -> list[Notification]:
-    """Queue the same e-mail about a ticket to every staff recipient."""
+    """Queue the same e-mail about a ticket to every staff recipient, rendered once.
+
+    The text names no recipient; a per-person e-mail (an acknowledge link) uses email().
+    """
+    rendered = render_email(ticket, template, **extra)
     return [
-        email(ticket, template, address, purpose, staff=member, **extra)
+        add_email(ticket, rendered, address, purpose, staff=member, **extra)
         for address, member in staff_recipients()
     ]

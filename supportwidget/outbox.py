@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import messages
-from .mail import PermanentMailError, TransientMailError, send_email
+from .mail import Outgoing, PermanentMailError, TransientMailError
 from .models import Notification, db, utcnow
 from .sms import sms
 
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 failure_hooks: list[Callable[[Notification], list[Notification]]] = []
 # Delivery receipts that mean the message never reached the person.
 FAILED_DELIVERY = frozenset({"failed", "expired", "rejected"})
+# E-mails sent per queue task: one claim, one SMTP connection and one commit for them all.
+# A worker killed mid-batch resends at most this many, each with its original Message-ID.
+BATCH = 10
 
 
 def backoff(attempts: int) -> timedelta:
@@ -27,43 +31,62 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(15 * 2 ** max(attempts - 1, 0), 3600))
 
 
-def claim(notification_id: int, now: datetime | None = None) -> Notification | None:
-    """Mark a due row as sending, atomically, so only one worker sends it."""
+def claim(ids: list[int], now: datetime | None = None) -> list[Notification]:
+    """Mark the due rows among `ids` as sending, atomically, so only one worker sends each."""
     now = now or utcnow()
-    result = db.session.execute(
+    claimed = db.session.scalars(
         sa.update(Notification)
         .where(
-            Notification.id == notification_id,
+            Notification.id.in_(ids),
             Notification.status == "pending",
             Notification.next_attempt_at <= now,
         )
         .values(status="sending", attempts=Notification.attempts + 1, claimed_at=now)
-    )
+        .returning(Notification.id)
+    ).all()
     db.session.commit()
-    if result.rowcount != 1:
-        return None
-    return db.session.get(Notification, notification_id, populate_existing=True)
+    if not claimed:
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(Notification).where(Notification.id.in_(claimed)).order_by(Notification.id)
+        )
+    )
 
 
-def deliver(notification_id: int, now: datetime | None = None) -> str | None:
-    """Send one notification if it is due and unclaimed; return its new status."""
-    row = claim(notification_id, now)
-    if row is None:
-        return None
-    try:
-        outcome, detail = _send(row)
-    except Exception as exc:  # noqa: BLE001 - a bug must not leave the row claimed forever
-        log.exception("sending notification %s crashed", row.id)
-        outcome, detail = "retry", f"internal error: {exc}"
-    _record(row, outcome, detail)
-    return row.status
+def deliver(notification_ids: int | list[int], now: datetime | None = None) -> list[str]:
+    """Send the due, unclaimed rows among the ids (one SMTP connection); return new statuses."""
+    ids = [notification_ids] if isinstance(notification_ids, int) else list(notification_ids)
+    rows = claim(ids, now)
+    if not rows:
+        return []
+    _record(rows, _send_all(rows))
+    return [row.status for row in rows]
 
 
-def _send(row: Notification) -> tuple[str, str | None]:
+def _send_all(rows: list[Notification]) -> list[tuple[str, str | None]]:
+    """Send each row in turn; stop starting new sends before the claim's lease runs out."""
+    budget = current_app.config["OUTBOX_LEASE_SECONDS"] / 2
+    started = time.monotonic()
+    outcomes: list[tuple[str, str | None]] = []
+    with Outgoing() as outgoing:
+        for row in rows:
+            if time.monotonic() - started > budget:
+                outcomes.append(("release", None))
+                continue
+            try:
+                outcomes.append(_send(row, outgoing))
+            except Exception as exc:  # noqa: BLE001 - a bug must not leave the row claimed
+                log.exception("sending notification %s crashed", row.id)
+                outcomes.append(("retry", f"internal error: {exc}"))
+    return outcomes
+
+
+def _send(row: Notification, outgoing: Outgoing) -> tuple[str, str | None]:
     """Send through the row's channel; return (sent|retry|failed, provider id or error)."""
     if row.channel == "email":
         try:
-            send_email(messages.email_message(row))
+            outgoing.send(messages.email_message(row))
         except TransientMailError as exc:
             return "retry", str(exc)
         except PermanentMailError as exc:
@@ -75,30 +98,38 @@ def _send(row: Notification) -> tuple[str, str | None]:
     return result.outcome, result.error
 
 
-def _record(row: Notification, outcome: str, detail: str | None) -> None:
+def _record(rows: list[Notification], outcomes: list[tuple[str, str | None]]) -> None:
+    """Store every outcome in one commit, then queue follow-ups, retries and released rows."""
     now = utcnow()
-    if outcome == "sent":
-        row.status, row.sent_at, row.provider_id, row.last_error = "sent", now, detail, None
-    elif outcome == "retry" and row.attempts < current_app.config["OUTBOX_MAX_ATTEMPTS"]:
-        row.status, row.last_error = "pending", detail
-        row.next_attempt_at = now + backoff(row.attempts)
-    else:
-        row.status, row.last_error = "failed", detail
-    follow_ups = (
-        [new for hook in failure_hooks for new in hook(row)] if row.status == "failed" else []
-    )
+    follow_ups: list[Notification] = []
+    for row, (outcome, detail) in zip(rows, outcomes, strict=True):
+        if outcome == "release":  # not attempted: back in the queue as it was
+            row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now
+        elif outcome == "sent":
+            row.status, row.sent_at, row.provider_id, row.last_error = "sent", now, detail, None
+        elif outcome == "retry" and row.attempts < current_app.config["OUTBOX_MAX_ATTEMPTS"]:
+            row.status, row.last_error = "pending", detail
+            row.next_attempt_at = now + backoff(row.attempts)
+        else:
+            row.status, row.last_error = "failed", detail
+        if row.status == "failed":
+            follow_ups += [new for hook in failure_hooks for new in hook(row)]
     db.session.commit()
     schedule(follow_ups)
-    if row.status == "pending":
-        schedule([row], at=row.next_attempt_at)
-    log.info(
-        "notification %s (%s, %s) %s%s",
-        row.id,
-        row.channel,
-        row.purpose,
-        row.status,
-        f": {detail}" if detail else "",
-    )
+    retries: dict[datetime, list[Notification]] = {}
+    for row, (outcome, detail) in zip(rows, outcomes, strict=True):
+        if row.status == "pending":
+            retries.setdefault(row.next_attempt_at, []).append(row)
+        log.info(
+            "notification %s (%s, %s) %s%s",
+            row.id,
+            row.channel,
+            row.purpose,
+            "released" if outcome == "release" else row.status,
+            f": {detail}" if detail else "",
+        )
+    for at, due_rows in retries.items():
+        schedule(due_rows, at=at)
 
 
 def record_delivery(row: Notification, status: str, detail: str) -> None:
@@ -123,14 +154,23 @@ def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
 
 
 def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
-    """Queue deliveries by (id, channel)."""
+    """Queue deliveries by (id, channel): e-mail in batches, each SMS on its own."""
     from .worker import enqueue_delivery
 
+    ids: dict[str, list[int]] = {"email": [], "sms": []}
     for notification_id, channel in pairs:
+        ids[channel].append(notification_id)
+    batches = [("email", chunk) for chunk in _chunks(ids["email"])]
+    batches += [("sms", [notification_id]) for notification_id in ids["sms"]]
+    for channel, chunk in batches:
         try:
-            enqueue_delivery(notification_id, channel, at)
-        except Exception:  # noqa: BLE001 - the row is durable; redrive will send it
-            log.exception("could not enqueue notification %s; re-drive will", notification_id)
+            enqueue_delivery(chunk, channel, at)
+        except Exception:  # noqa: BLE001 - the rows are durable; redrive will send them
+            log.exception("could not enqueue notifications %s; re-drive will", chunk)
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
 
 
 def redrive(now: datetime | None = None) -> int:
@@ -161,6 +201,6 @@ def deliver_due(now: datetime | None = None) -> int:
             Notification.status == "pending", Notification.next_attempt_at <= now
         )
     ).all()
-    for notification_id in ids:
-        deliver(notification_id, now)
+    for chunk in _chunks(list(ids)):
+        deliver(chunk, now)
     return len(ids)

@@ -92,13 +92,13 @@ def queues() -> Queues:
     return current_app.extensions["supportwidget-queues"]
 
 
-def enqueue_delivery(notification_id: int, channel: str, at: datetime | None = None) -> None:
-    """Queue the delivery of one notification, now or at a time."""
+def enqueue_delivery(ids: list[int], channel: str, at: datetime | None = None) -> None:
+    """Queue the delivery of a batch of notifications, now or at a time."""
     task = queues().tasks[channel]
     if at is not None and at > utcnow():
-        task.schedule((notification_id,), eta=at)
+        task.schedule((ids,), eta=at)
     else:
-        task(notification_id)
+        task(ids)
 
 
 def enqueue_call(name: str, *args: Any, at: datetime | None = None) -> None:

@@ -56,6 +56,7 @@ class ReceivedEnvelope:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple[str, int]  # the client's address: one per SMTP connection
 
 
 class _Recorder:
@@ -99,7 +100,9 @@ class _Recorder:
         with self.lock:
             self.messages.append(t.cast(EmailMessage, parsed))
             self.envelopes.append(
-                ReceivedEnvelope(str(envelope.mail_from), list(envelope.rcpt_tos), data)
+                ReceivedEnvelope(
+                    str(envelope.mail_from), list(envelope.rcpt_tos), data, tuple(session.peer)
+                )
             )
             self.lock.notify_all()
         return "250 Message accepted for delivery"

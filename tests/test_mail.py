@@ -16,6 +16,7 @@ from flask import Flask
 
 from supportwidget.mail import (
     Message,
+    Outgoing,
     PermanentMailError,
     TransientMailError,
     mail,
@@ -129,6 +130,57 @@ def test_refusal_code_decides_retry(
     assert smtp_server.messages == []
     send_one(app)
     assert len(smtp_server.messages) == 1
+
+
+def send_batch(app: Flask, count: int) -> list[Exception | None]:
+    """Send `count` ticket messages over one Outgoing batch; return each one's error or None."""
+    errors: list[Exception | None] = []
+    with app.app_context(), Outgoing() as outgoing:
+        for n in range(count):
+            try:
+                outgoing.send(ticket_message(f"<n{n}@supportwidget.test>"))
+                errors.append(None)
+            except (TransientMailError, PermanentMailError) as error:
+                errors.append(error)
+    return errors
+
+
+def test_a_batch_shares_one_connection(smtp_server: SmtpTestServer, tmp_path: Path) -> None:
+    app = make_app(tmp_path, **smtp_server.config())
+    assert send_batch(app, 3) == [None, None, None]
+    assert [m["Message-ID"] for m in smtp_server.messages] == [
+        f"<n{n}@supportwidget.test>" for n in range(3)
+    ]
+    assert len({e.peer for e in smtp_server.envelopes}) == 1
+
+
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_refused_message_does_not_stop_its_batch(
+    smtp_server: SmtpTestServer,
+    tmp_path: Path,
+    stage: t.Literal["rcpt", "data"],
+) -> None:
+    app = make_app(tmp_path, **smtp_server.config())
+    smtp_server.refuse_next(1, code=550, at=stage)
+    first, *rest = send_batch(app, 3)
+    assert isinstance(first, PermanentMailError) and first.smtp_code == 550
+    assert rest == [None, None]
+    assert [m["Message-ID"] for m in smtp_server.messages] == [
+        "<n1@supportwidget.test>",
+        "<n2@supportwidget.test>",
+    ]
+
+
+def test_a_silent_server_costs_a_batch_one_timeout(
+    smtp_server: SmtpTestServer, tmp_path: Path
+) -> None:
+    app = make_app(tmp_path, **{**smtp_server.config(), "MAIL_TIMEOUT": 1})
+    smtp_server.stall(30)
+    started = time.monotonic()
+    errors = send_batch(app, 3)
+    assert time.monotonic() - started < 2  # not 3 x MAIL_TIMEOUT
+    assert all(isinstance(e, TransientMailError) and "MAIL_TIMEOUT" in str(e) for e in errors)
+    assert smtp_server.messages == []
 
 
 def test_starttls_with_trusted_ca(smtp_tls_server: SmtpTestServer, tmp_path: Path) -> None:

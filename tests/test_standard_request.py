@@ -243,6 +243,27 @@ def test_smtp_down_then_up_delivers_each_mail_exactly_once(app, client, site, sm
     assert {r.status for r in db.session.scalars(sa.select(Notification))} == {"sent"}
 
 
+def test_a_ticket_s_mail_shares_one_smtp_connection(client, site, smtp_server):
+    submit(client, site)
+    envelopes = smtp_server.envelopes
+    assert len(envelopes) == 4
+    assert len({e.peer for e in envelopes}) == 1
+
+
+def test_a_slow_batch_hands_back_what_its_lease_cannot_cover(app, client, site, smtp_server):
+    # Each new connection waits 0.3 s for the greeting; the lease allows 0.2 s of sending.
+    app.config["OUTBOX_LEASE_SECONDS"] = 0.4
+    smtp_server.stall(0.3)
+    submit(client, site)
+    mails = smtp_server.wait_for(4)
+    assert len({m["Message-ID"] for m in mails}) == 4
+    # Handed back before the lease ran out (no second worker could take them mid-send), and
+    # handing back is not an attempt: every row went out on its first try.
+    assert len({e.peer for e in smtp_server.envelopes}) == 4
+    rows = db.session.scalars(sa.select(Notification)).all()
+    assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
+
+
 def test_worker_killed_mid_send_is_redriven_with_the_same_message_id(
     app, client, site, smtp_server
 ):
