@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, timedelta
 from typing import Any
 
+from babel import support
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -22,6 +24,7 @@ from wtforms import (
 )
 from wtforms.csrf.core import CSRF
 from wtforms.fields import SelectChoice
+from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from . import tokens
@@ -79,6 +82,12 @@ def valid_page_meta(form: Any, field: Any) -> None:
         raise ValidationError(gettext("Page details must be an object."))
 
 
+@functools.cache
+def wtforms_catalog(language: str) -> support.Translations:
+    """Load WTForms' message catalog for a language (Flask-WTF reloads it on every request)."""
+    return support.Translations.load(messages_path(), [language], domain="wtforms")
+
+
 class RequestForm(FlaskForm):
     """Fields shared by the standard and the emergency form."""
 
@@ -86,6 +95,10 @@ class RequestForm(FlaskForm):
         csrf = True
         csrf_class = SiteFormToken
         csrf_field_name = "form_token"
+
+        def get_translations(self, form: Any) -> Any:
+            """Return WTForms' own messages in the page's language, loaded once per language."""
+            return wtforms_catalog(str(get_locale()))
 
     subject = StringField(
         _l("Subject"), validators=[DataRequired(_l("Please give a short subject.")), Length(3, 150)]

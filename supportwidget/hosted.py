@@ -20,6 +20,7 @@ from flask import (
     send_from_directory,
 )
 from flask_babel import gettext
+from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import emergencies, i18n, identity, limits, sla, tickets, tokens
@@ -35,10 +36,12 @@ UNAVAILABLE = (SQLAlchemyError, OSError)
 
 def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
-    site = db.session.scalar(sa.select(Site).where(Site.site_key == site_key))
+    # Every form page shows the client's name: load it with the site.
+    with_client = sa.select(Site).options(orm.joinedload(Site.client))
+    site = db.session.scalar(with_client.where(Site.site_key == site_key))
     if site is None:
         site = db.session.scalar(
-            sa.select(Site).where(
+            with_client.where(
                 Site.previous_site_key == site_key, Site.previous_key_expires_at > utcnow()
             )
         )

@@ -65,6 +65,9 @@ def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:
         identity_verified=request.identity_verified,
         locale=request.locale,
         created_at=utcnow(),
+        # Empty, not unloaded: reading them (e-mails, answer page) needs no query.
+        attachments=[],
+        events=[],
         **fields,
     )
     db.session.add(ticket)
@@ -100,8 +103,8 @@ def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bo
         with database.write_lock():
             ticket, rows = build()
             db.session.flush()
-            due = outbox.due(rows)  # read before commit expires the rows
-            db.session.commit()
+            due = outbox.due(rows)
+            commit_keeping_loaded()
     except IntegrityError:
         db.session.rollback()
         existing = find_by_nonce(nonce)
@@ -112,13 +115,22 @@ def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bo
     return ticket, True
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what this request just wrote: its answer page reads it back."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def open_standard_request(site: Site, request: Request) -> Ticket:
     """File a standard request and queue its e-mails, all in one transaction."""
 
     def build() -> Built:
         ticket = new_ticket(site, request, kind="standard")
-        db.session.flush()
-        sla.schedule_new(ticket, ticket.created_at)
+        sla.schedule_new(ticket, ticket.created_at)  # before the INSERT: one write, not two
         return ticket, notify_new_request(ticket)
 
     return file_once(request.nonce, build)[0]

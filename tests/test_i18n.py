@@ -169,6 +169,24 @@ def test_validation_messages_in_german(client: FlaskClient, site: Site) -> None:
     assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
 
 
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("fr", "N&#39;est pas une date valide."),
+        ("de", "Kein gültiges Datum."),
+        ("en", "Not a valid date value."),
+    ],
+)
+def test_wtforms_own_messages_follow_the_page_language_request_after_request(
+    client: FlaskClient, site: Site, language: str, message: str
+) -> None:
+    # WTForms' catalog is loaded once per language: one language must not leak into the next.
+    for query in (f"?locale={language}", "?locale=en" if language != "en" else "?locale=fr"):
+        submit(client, site, query, needed_by="31-31-2020")
+    page = text(submit(client, site, f"?locale={language}", needed_by="31-31-2020"))
+    assert message in page
+
+
 def test_error_page_for_a_wrong_link_in_french(client: FlaskClient, site: Site) -> None:
     response = client.get("/s/no-such-key?locale=fr")
     assert response.status_code == 404
