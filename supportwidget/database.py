@@ -44,6 +44,19 @@ def write_lock() -> AbstractContextManager[object]:
     return _sqlite_writer if db.engine.dialect.name == "sqlite" else nullcontext()
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring the session's objects, for a caller that reads them next.
+
+    Only for what the caller itself just wrote or claimed: nothing else can have changed it.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def _render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
     """Write UTC datetime columns as plain DateTime, so migrations never import models."""
     if kind == "type" and isinstance(obj, UTCDateTime):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import messages
+from . import database, messages
 from .mail import Outgoing, PermanentMailError, TransientMailError
 from .models import Notification, db, utcnow
 from .sms import sms
@@ -34,7 +34,7 @@ def backoff(attempts: int) -> timedelta:
 def claim(ids: list[int], now: datetime | None = None) -> list[Notification]:
     """Mark the due rows among `ids` as sending, atomically, so only one worker sends each."""
     now = now or utcnow()
-    claimed = db.session.scalars(
+    rows = db.session.scalars(
         sa.update(Notification)
         .where(
             Notification.id.in_(ids),
@@ -42,16 +42,11 @@ def claim(ids: list[int], now: datetime | None = None) -> list[Notification]:
             Notification.next_attempt_at <= now,
         )
         .values(status="sending", attempts=Notification.attempts + 1, claimed_at=now)
-        .returning(Notification.id)
+        .returning(Notification),
+        execution_options={"populate_existing": True},
     ).all()
-    db.session.commit()
-    if not claimed:
-        return []
-    return list(
-        db.session.scalars(
-            sa.select(Notification).where(Notification.id.in_(claimed)).order_by(Notification.id)
-        )
-    )
+    database.commit_keeping_loaded()  # the rows are ours now: no need to read them back
+    return sorted(rows, key=lambda row: row.id)
 
 
 def deliver(notification_ids: int | list[int], now: datetime | None = None) -> list[str]:
@@ -114,7 +109,7 @@ def _record(rows: list[Notification], outcomes: list[tuple[str, str | None]]) ->
             row.status, row.last_error = "failed", detail
         if row.status == "failed":
             follow_ups += [new for hook in failure_hooks for new in hook(row)]
-    db.session.commit()
+    database.commit_keeping_loaded()  # the log lines and retries below read the rows
     schedule(follow_ups)
     retries: dict[datetime, list[Notification]] = {}
     for row, (outcome, detail) in zip(rows, outcomes, strict=True):

@@ -104,7 +104,8 @@ def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bo
             ticket, rows = build()
             db.session.flush()
             due = outbox.due(rows)
-            commit_keeping_loaded()
+            # The answer page reads back what was just written: keep it loaded.
+            database.commit_keeping_loaded()
     except IntegrityError:
         db.session.rollback()
         existing = find_by_nonce(nonce)
@@ -113,16 +114,6 @@ def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bo
         return existing, False
     outbox.schedule_due(due)
     return ticket, True
-
-
-def commit_keeping_loaded() -> None:
-    """Commit without expiring what this request just wrote: its answer page reads it back."""
-    session = db.session()
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = True
 
 
 def open_standard_request(site: Site, request: Request) -> Ticket:
