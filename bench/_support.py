@@ -280,6 +280,15 @@ def require(result: Result, kind: str, what: str) -> None:
         sys.exit(f"{what}: no successful {kind!r} request; e.g. {result.samples[:1]}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time a process has used so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     """Return the nearest-rank percentile (p in 0..100) of values."""
     if not values:

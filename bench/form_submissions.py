@@ -14,6 +14,9 @@ Then, each for a fixed time with the same number of client threads (keep-alive c
 3. the service, POST only, tokens fetched beforehand by GET (the fair comparison);
 4. as 3, with one ~200 KB PNG screenshot each.
 The outbox is drained between phases, so each phase pays for its own mail only.
+Beside the rates it prints the CPU each server process spent per request (from /proc):
+`serve` is one Python process, so its requests and its worker share one core's worth
+of interpreter time, and the ratio cannot exceed floor CPU / service CPU per submission.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from _support import (
     TOKEN_RE,
     Client,
     Result,
+    cpu_seconds,
     fetch_tokens,
     flask_cmd,
     form_body,
@@ -133,21 +137,27 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     serve = flask_cmd("serve", "--port", str(port))
     with (
         running(sink, env, tmp / "sink.log", f"tcp:{smtp_port}"),
-        running(serve, env, tmp / "serve.log", f"http://127.0.0.1:{port}/healthz"),
-        running(bare, env, tmp / "bare.log", f"http://127.0.0.1:{bare_port}/healthz"),
+        running(serve, env, tmp / "serve.log", f"http://127.0.0.1:{port}/healthz") as service,
+        running(bare, env, tmp / "bare.log", f"http://127.0.0.1:{bare_port}/healthz") as floor_app,
     ):
         require(run_load(bare_port, args.threads, 1, floor_job), "insert", "floor")
         require(run_load(port, args.threads, 1, pair_job(site_key)), "pair", "service")
         drain(port)
+        before = cpu_seconds(floor_app.pid)
         floor = run_load(bare_port, args.threads, args.seconds, floor_job)
+        floor_cpu = (cpu_seconds(floor_app.pid) - before) / max(floor.ok(), 1)
         pairs = run_load(port, args.threads, args.seconds, pair_job(site_key))
         drained_pairs = drain(port)
         # Enough tokens for POSTs at up to 3x the pair rate; a thread that runs out stops,
         # and the rate is taken over the window actually used.
         want = int(pairs.rate("pair") * 3 * args.seconds) + 2 * args.threads
         tokens, get_rate = fetch_tokens(port, site_key, args.threads, want)
+        before = cpu_seconds(service.pid)
         plain = run_load(port, args.threads, args.seconds, post_job(site_key, tokens, None))
+        in_window = cpu_seconds(service.pid)
         drained_plain = drain(port)
+        per_ticket = (cpu_seconds(service.pid) - before) / max(plain.ok(), 1)
+        window_cpu = (in_window - before) / max(plain.ok(), 1)
         shot_tokens, _ = fetch_tokens(port, site_key, args.threads, want // 2)
         shots = run_load(port, args.threads, args.seconds, post_job(site_key, shot_tokens, png))
         drained_shots = drain(port)
@@ -155,6 +165,11 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     print(
         f"outbox drain after phase: pairs {drained_pairs:.1f}s, plain {drained_plain:.1f}s, "
         f"screenshot {drained_shots:.1f}s (3 e-mails per ticket, SMTP sink)"
+    )
+    print(
+        f"CPU per request: floor {floor_cpu * 1000:.2f} ms; serve {window_cpu * 1000:.2f} ms per "
+        f"POST in its window, {per_ticket * 1000:.2f} ms per ticket once its 3 e-mails are sent "
+        f"-> CPU ratios {floor_cpu / window_cpu:.2f} and {floor_cpu / per_ticket:.2f}"
     )
     print((tmp / "sink.log").read_text().strip().splitlines()[-1])
 
