@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
+
 @dataclass
 class HostPage:
     """One page of the host site: its body and extra response headers."""
@@ -58,8 +59,15 @@ class HostSite:
         self.other_origin = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def add(self, path: str, embed: str, *, css: str = "", headers: dict[str, str] | None = None,
-            title: str = "Dashboard ‹ Acme — WordPress") -> str:
+    def add(
+        self,
+        path: str,
+        embed: str,
+        *,
+        css: str = "",
+        headers: dict[str, str] | None = None,
+        title: str = "Dashboard ‹ Acme — WordPress",
+    ) -> str:
         """Serve a dashboard page holding ``embed`` at ``path``; return its URL (allowed origin)."""
         self.pages[path] = HostPage(host_page(embed, title=title, css=css), headers or {})
         return self.origin + path
@@ -140,10 +148,14 @@ def _seed(app: Flask, host_origin: str) -> str:
     """Seed a client without SLA, its site (allowing ``host_origin``) and one staff member."""
     with app.app_context():
         client = Client(name="Acme Shop", emails=["owner@acme.test"])
-        site = Site(client=client, name="acme.test", url=host_origin,
-                    allowed_origins=[host_origin])
-        staff = Staff(name="Alice", email="alice@agency.test", phone="+447700900001",
-                      on_call=True, role="admin")
+        site = Site(client=client, name="acme.test", url=host_origin, allowed_origins=[host_origin])
+        staff = Staff(
+            name="Alice",
+            email="alice@agency.test",
+            phone="+447700900001",
+            on_call=True,
+            role="admin",
+        )
         db.session.add_all([client, site, staff])
         db.session.commit()
         key = site.site_key
@@ -167,11 +179,15 @@ def _stop_waitress(server: Any, thread: threading.Thread) -> None:
 def live_server(tmp_path: Path, smtp_server: Any) -> Iterator[LiveService]:
     """Run the service under waitress and a host site on another origin."""
     host = HostSite()
-    server = waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0,
-                                    threads=4)
+    server = waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0, threads=4)
     url = f"http://127.0.0.1:{server.effective_port}"
-    app = make_app(f"sqlite:///{tmp_path / 'live.sqlite'}", tmp_path, **smtp_server.config(),
-                   PUBLIC_URL=url, QUEUE_IMMEDIATE=True)
+    app = make_app(
+        f"sqlite:///{tmp_path / 'live.sqlite'}",
+        tmp_path,
+        **smtp_server.config(),
+        PUBLIC_URL=url,
+        QUEUE_IMMEDIATE=True,
+    )
     key = _seed(app, host.origin)
     # waitress was bound first to learn its port; now hand it the real app.
     server.application = app
@@ -215,7 +231,6 @@ def console(page: Page) -> list[str]:
     messages: list[str] = []
     page.on("console", lambda message: messages.append(message.text))
     return messages
-
 
 
 # Headless Chromium has no picker for getDisplayMedia: this flag answers it with the

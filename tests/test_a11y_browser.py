@@ -49,8 +49,12 @@ def assert_accessible(target: Page | Frame, where: str) -> None:
     """Fail with axe's own findings when ``target`` has a serious or critical violation."""
     found = axe_violations(target)
     report = [
-        {"id": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
         for v in found
     ]
     assert not found, f"axe on {where}:\n{json.dumps(report, indent=1)}"
@@ -176,9 +180,7 @@ STILL = """el => { const s = getComputedStyle(el);
 
 
 @pytest.mark.browser
-def test_dark_scheme_and_reduced_motion_are_respected(
-    live_server: LiveService, page: Page
-) -> None:
+def test_dark_scheme_and_reduced_motion_are_respected(live_server: LiveService, page: Page) -> None:
     page.emulate_media(color_scheme="dark", reduced_motion="reduce")
     form = open_widget(page, host_url(live_server))
     dialog = page.get_by_role("dialog", name="Contact support")
@@ -214,7 +216,7 @@ def transfer_sizes(page: Page, live: LiveService) -> dict[str, int]:
 
     def keep(response: Response) -> None:
         # Read at once: Chromium drops a frame's bodies when that frame navigates.
-        name = response.url[len(live.url):].split("?")[0]
+        name = response.url[len(live.url) :].split("?")[0]
         if not response.url.startswith(live.url):
             return
         try:
@@ -258,8 +260,10 @@ def test_widget_falls_back_to_data_nonce_without_constructable_stylesheets(
 ) -> None:
     # Browsers before constructable stylesheets (Safari < 16.4) lack replaceSync.
     page.add_init_script("delete CSSStyleSheet.prototype.replaceSync; " + WATCH_CSP)
-    csp = f"default-src 'none'; script-src {live_server.url}; style-src 'nonce-r4nd0m'; " \
-          f"frame-src {live_server.url}; connect-src {live_server.url}"
+    csp = (
+        f"default-src 'none'; script-src {live_server.url}; style-src 'nonce-r4nd0m'; "
+        f"frame-src {live_server.url}; connect-src {live_server.url}"
+    )
     embed = live_server.embed(**({"nonce": nonce} if nonce else {}))
     page.goto(live_server.host.add("/nonce", embed, headers={"Content-Security-Policy": csp}))
     launcher = page.get_by_role("button", name=LABEL)

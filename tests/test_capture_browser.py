@@ -43,15 +43,15 @@ def near(pixel: tuple[int, ...], colour: tuple[int, int, int], slack: int = 25) 
     return all(abs(a - b) <= slack for a, b in zip(pixel, colour, strict=False))
 
 
-def drag(page: Page, form: FrameLocator, start: tuple[float, float],
-         end: tuple[float, float]) -> None:
+def drag(
+    page: Page, form: FrameLocator, start: tuple[float, float], end: tuple[float, float]
+) -> None:
     """Drag on the editor's canvas between two points given as fractions of its size."""
     box = form.locator("dialog canvas").bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1],
-                    steps=4)
+    page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=4)
     page.mouse.up()
 
 
@@ -96,8 +96,9 @@ def test_redaction_boxes_are_black_in_the_stored_screenshot(
     page.context.add_init_script(WATCH_CSP)
     form = open_widget(page, live_server.host.add("/redact", live_server.embed()))
     form.locator("input[type=file]").set_input_files(
-        files=[{"name": "invoice.png", "mimeType": "image/png",
-                "buffer": png((400, 300), SHOT_RED)}]
+        files=[
+            {"name": "invoice.png", "mimeType": "image/png", "buffer": png((400, 300), SHOT_RED)}
+        ]
     )
     edit = form.get_by_role("button", name="Cover private details in invoice.png")
     editor = form.get_by_role("dialog", name="Cover private details")

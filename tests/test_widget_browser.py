@@ -263,8 +263,10 @@ def test_widget_works_on_a_strict_csp_page(
     live_server: LiveService, page: Page, console: list[str]
 ) -> None:
     embed = live_server.embed(color="#ffd400", label="Need help?")
-    csp = f"default-src 'none'; script-src {live_server.url}; style-src 'none'; " \
-          f"frame-src {live_server.url}; connect-src {live_server.url}"
+    csp = (
+        f"default-src 'none'; script-src {live_server.url}; style-src 'none'; "
+        f"frame-src {live_server.url}; connect-src {live_server.url}"
+    )
     url = live_server.host.add("/strict", embed, headers={"Content-Security-Policy": csp})
     page.goto(url)
     launcher = page.get_by_role("button", name="Need help?")
@@ -342,11 +344,15 @@ def test_unreachable_service_still_opens_and_says_so(live_server: LiveService, p
     # The script comes from an address where nothing listens (its copy served by the
     # browser's router), so the iframe and the health check really fail.
     dead = "http://127.0.0.1:9"
-    page.route(f"{dead}/widget.js", lambda route: route.fulfill(
-        body=WIDGET_JS.read_bytes(), content_type="text/javascript"))
-    embed = f'<script src="{dead}/widget.js" data-site-key="{live_server.site_key}" ' \
-            f'data-locale="de" data-phone="+44 20 7946 0000" ' \
-            f'data-email="help@agency.test"></script>'
+    page.route(
+        f"{dead}/widget.js",
+        lambda route: route.fulfill(body=WIDGET_JS.read_bytes(), content_type="text/javascript"),
+    )
+    embed = (
+        f'<script src="{dead}/widget.js" data-site-key="{live_server.site_key}" '
+        f'data-locale="de" data-phone="+44 20 7946 0000" '
+        f'data-email="help@agency.test"></script>'
+    )
     page.goto(live_server.host.add("/down", embed))
     page.get_by_role("button", name="Ticket erstellen?").click()
     expect(page.get_by_role("dialog", name="Support kontaktieren")).to_be_visible()
