@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask
 from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from .models import UTCDateTime, db
 
@@ -76,16 +78,29 @@ def init_db_command() -> None:
     click.echo("Database schema is up to date.")
 
 
+def postgresql_timeouts(query: Mapping[str, Any], statement_ms: int) -> dict[str, object]:
+    """Return connect arguments that never wait forever: connecting, or a statement stuck
+    behind a lock. What the database URL already says (its own `options`, such as a
+    search_path, or its own timeouts) is kept: connect arguments replace URL parameters.
+    """
+    given = query.get("options") or ""
+    given = " ".join(given) if isinstance(given, tuple) else given
+    if "statement_timeout" not in given:
+        given = f"{given} -c statement_timeout={statement_ms}".strip()
+    args: dict[str, object] = {"options": given}
+    if "connect_timeout" not in query:
+        args["connect_timeout"] = 10
+    return args
+
+
 def init_app(app: Flask) -> None:
     """Bind the database and migrations and register init-db."""
     options: dict[str, object] = {"pool_pre_ping": True}
-    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
-        # Never wait forever on the network: connecting, or a statement stuck behind a lock.
-        statement_ms = int(app.config.get("DATABASE_STATEMENT_TIMEOUT_MS", 30_000))
-        options["connect_args"] = {
-            "connect_timeout": 10,
-            "options": f"-c statement_timeout={statement_ms}",
-        }
+    url = make_url(str(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if url.get_backend_name() == "postgresql":
+        options["connect_args"] = postgresql_timeouts(
+            url.query, int(app.config.get("DATABASE_STATEMENT_TIMEOUT_MS", 30_000))
+        )
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, render_item=_render_item)

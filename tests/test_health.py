@@ -59,3 +59,38 @@ def test_postgresql_connections_carry_timeouts(app, database_url):
         pytest.skip("a PostgreSQL setting")
     assert db.session.execute(sa.text("SHOW statement_timeout")).scalar() == "30s"
     assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["connect_timeout"] == 10
+
+
+def test_database_url_options_survive_the_timeouts():
+    from sqlalchemy.engine import make_url
+
+    from supportwidget.database import postgresql_timeouts
+
+    url = make_url("postgresql+psycopg://db/app?options=-csearch_path%3Dtenant&connect_timeout=3")
+    args = postgresql_timeouts(url.query, 30_000)
+    assert args == {"options": "-csearch_path=tenant -c statement_timeout=30000"}
+    own = make_url("postgresql+psycopg://db/app?options=-c%20statement_timeout%3D5000")
+    assert postgresql_timeouts(own.query, 30_000)["options"] == "-c statement_timeout=5000"
+
+
+def test_a_search_path_in_the_database_url_is_used(database_url, tmp_path):
+    import pytest
+    import sqlalchemy as sa
+
+    from conftest import make_app
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS tenant_b CASCADE; CREATE SCHEMA tenant_b"))
+    try:
+        app = make_app(f"{database_url}?options=-csearch_path%3Dtenant_b", tmp_path)
+        with app.app_context():
+            assert db.session.execute(sa.text("SHOW search_path")).scalar() == "tenant_b"
+            assert db.session.execute(sa.text("SHOW statement_timeout")).scalar() == "30s"
+            db.engine.dispose()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA tenant_b CASCADE"))
+        engine.dispose()
