@@ -106,8 +106,12 @@ def store(shot: Screenshot, folder: str) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp" + os.urandom(4).hex())
-        tmp.write_bytes(shot.data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(shot.data)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # on a full disk, half a file would only fill it more
+            raise
     return path
 
 

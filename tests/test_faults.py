@@ -86,6 +86,90 @@ def test_upload_folder_unusable_answers_503_and_stores_nothing(sqlite_app, tmp_p
     assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
 
 
+FULL_DISK_SCENARIO = """
+import io, json, random, sys
+from pathlib import Path
+
+from PIL import Image
+import sqlalchemy as sa
+from conftest import form_token, make_app, standard_fields
+from supportwidget.models import Client, Site, Ticket, db
+
+tmp, uploads = sys.argv[1], sys.argv[2]
+app = make_app(f"sqlite:///{tmp}/db.sqlite", Path(tmp), UPLOAD_FOLDER=uploads)
+
+def png(side):
+    noise = random.Random(side).randbytes(side * side * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), noise).save(out, format="PNG")
+    return out.getvalue()
+
+def post(client, site, image):
+    data = {**standard_fields(), "form_token": form_token(client, f"/s/{site.site_key}")}
+    data["screenshots"] = [(io.BytesIO(image), "shot.png")]
+    response = client.post(f"/s/{site.site_key}", data=data, content_type="multipart/form-data")
+    return response.status_code, response.get_data(as_text=True)
+
+with app.app_context():
+    site = Site(client=Client(name="Acme", emails=[]), name="acme.test", url="https://acme.test",
+                allowed_origins=[])
+    db.session.add(site)
+    db.session.commit()
+    client = app.test_client()
+    big_status, big_page = post(client, site, png(200))  # ~120 KB: more than the disk holds
+    after_big = db.session.scalar(sa.select(sa.func.count(Ticket.id)))
+    small_status, _ = post(client, site, png(40))  # ~5 KB: fits if nothing was left behind
+    print(json.dumps({
+        "big": big_status, "kept_text": "Screenshots could not be kept" in big_page,
+        "tickets_after_big": after_big, "small": small_status,
+        "tickets": db.session.scalar(sa.select(sa.func.count(Ticket.id))),
+    }))
+"""
+
+
+def test_upload_folder_full_answers_503_and_leaves_no_half_file(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A 64 KB tmpfs as the upload folder, mounted in a private user+mount namespace.
+    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
+    try:
+        probe = subprocess.run([*namespace, "true"], capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        pytest.skip("needs unshare (util-linux) to mount a small tmpfs as a full disk")
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a user+mount namespace here: {probe.stderr.strip()[-200:]}")
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK_SCENARIO)
+    tests = Path(__file__).parent
+    mount = f"mount -t tmpfs -o size=64k tmpfs {uploads}"
+    run = f"exec {sys.executable} {script} {tmp_path} {uploads}"
+    done = subprocess.run(
+        [*namespace, "sh", "-c", f"{mount} && {run}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+        cwd=tests.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    # The requester is told, their text kept; no ticket; and no partial file fills the disk,
+    # so the next, smaller screenshot still fits.
+    assert outcome == {
+        "big": 503,
+        "kept_text": True,
+        "tickets_after_big": 0,
+        "small": 200,
+        "tickets": 1,
+    }
+
+
 def test_concurrent_double_submit_of_one_token_files_one_ticket(app, site):
     client = app.test_client()
     token = form_token(client, f"/s/{site.site_key}")
