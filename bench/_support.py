@@ -350,25 +350,10 @@ def make_png(target: int = 200_000) -> bytes:
 def vonage_standin(folder: Path) -> Iterator[Any]:
     """Run the HTTPS stand-in of Vonage's SMS API (tests/vonage_standin.py) with a new CA."""
     sys.path.insert(0, str(TESTS))
-    import trustme
+    from vonage_standin import serving
 
-    from vonage_standin import VonageStandin, _Server
-
-    ca = trustme.CA()
-    bundle = folder / "vonage-ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    server = _Server(ca)
-    standin = VonageStandin(host=f"127.0.0.1:{server.server_address[1]}", ca_bundle=bundle)
-    server.standin = standin
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(folder) as standin:
         yield standin
-    finally:
-        standin.stop.set()  # release any stalled handler
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def vonage_settings(standin: Any) -> dict[str, str]:

@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -185,15 +186,12 @@ class _Server(ThreadingHTTPServer):
             tls_socket.close()
 
 
-@pytest.fixture
-def vonage_standin(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[VonageStandin]:
-    """Run the HTTPS stand-in for one test and make requests trust its CA."""
+@contextmanager
+def serving(folder: Path) -> Iterator[VonageStandin]:
+    """Run the HTTPS stand-in with a new CA whose bundle is written into `folder`."""
     ca = trustme.CA()
-    bundle = tmp_path_factory.mktemp("vonage-ca") / "ca.pem"
+    bundle = folder / "vonage-ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     server = _Server(ca)
     standin = VonageStandin(host=f"127.0.0.1:{server.server_address[1]}", ca_bundle=bundle)
     server.standin = standin
@@ -208,6 +206,16 @@ def vonage_standin(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def vonage_standin(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[VonageStandin]:
+    """Run the HTTPS stand-in for one test and make requests trust its CA."""
+    with serving(tmp_path_factory.mktemp("vonage-ca")) as standin:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(standin.ca_bundle))
+        yield standin
 
 
 @pytest.fixture
