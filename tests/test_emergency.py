@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from supportwidget import emergencies, outbox
-from supportwidget.models import Client, Notification, Site, Staff, Ticket, db, utcnow
+from supportwidget.models import Notification, Staff, Ticket, db, utcnow
 
 from conftest import form_token, make_app, standard_fields
 from vonage_standin import API_KEY, API_SECRET
@@ -37,29 +37,10 @@ def app_config(vonage_standin):
 
 
 @pytest.fixture
-def site(app):
-    acme = Client(name="Acme Shop", emails=["owner@acme.test"], hourly_rate=Decimal("150"))
-    site = Site(
-        client=acme,
-        name="acme.test",
-        url="https://acme.test",
-        allowed_origins=["https://acme.test"],
-    )
-    db.session.add_all(
-        [
-            acme,
-            site,
-            Staff(
-                name="Alice",
-                email="alice@agency.test",
-                phone="+" + ALICE,
-                on_call=True,
-                role="admin",
-            ),
-            Staff(name="Bob", email="bob@agency.test", phone="+" + BOB, on_call=True),
-            Staff(name="Carol", email="carol@agency.test", phone="+" + CAROL, on_call=False),
-        ]
-    )
+def site(site):
+    """The shared seed (Alice and Bob on call), plus a rate for emergencies and Carol off call."""
+    site.client.hourly_rate = Decimal("150")
+    db.session.add(Staff(name="Carol", email="carol@agency.test", phone="+" + CAROL, on_call=False))
     db.session.commit()
     return site
 
