@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -214,15 +215,22 @@ def chromium() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    """Open a fresh context (no shared storage) and page for one test."""
-    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+@contextmanager
+def fresh_page(browser: Browser, **options: Any) -> Iterator[Page]:
+    """Open a page in a fresh context (no shared storage), closed afterwards."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, **options)
     context.set_default_timeout(10_000)
     try:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """Open a fresh context (no shared storage) and page for one test."""
+    with fresh_page(chromium) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -250,20 +258,12 @@ def capturing_chromium(chromium: Browser) -> Iterator[Browser]:
 @pytest.fixture
 def capture_page(capturing_chromium: Browser) -> Iterator[Page]:
     """Open a fresh context and page in the capturing Chromium."""
-    context = capturing_chromium.new_context(viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with fresh_page(capturing_chromium) as opened:
+        yield opened
 
 
 @pytest.fixture
 def audit_page(chromium: Browser) -> Iterator[Page]:
     """Open a page whose CSP lets Playwright inject axe-core's script tag into every frame."""
-    context = chromium.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with fresh_page(chromium, bypass_csp=True) as opened:
+        yield opened
