@@ -71,13 +71,15 @@ def post_action(client, ticket, action, **data):
     )
 
 
+REQUESTER = {"name": "Jane Owner", "email": "jane@example.com"}
+
+
 def new_request(site, **fields):
     """File a standard request through the real workflow."""
     values = {
         "subject": "Contact form broken",
         "description": "The contact form shows an error since this morning.",
-        "name": "Jane Owner",
-        "email": "jane@example.com",
+        **REQUESTER,
         **fields,
     }
     return tickets.open_standard_request(site, tickets.Request(**values))
@@ -88,8 +90,7 @@ def new_emergency(site, **fields):
     values = {
         "subject": "Site is down",
         "description": "The whole site shows a 502 error.",
-        "name": "Jane Owner",
-        "email": "jane@example.com",
+        **REQUESTER,
         **fields,
     }
     return emergencies.open_emergency(site, tickets.Request(**values), "offline", None, True)
