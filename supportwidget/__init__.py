@@ -105,12 +105,15 @@ def _bind(app: Flask) -> None:
         limits,
         logs,
         mail,
+        models,
         security,
         sms,
         webhooks,
         worker,
     )
 
+    # <id:…> in a URL: a row id, so a number too big for a BIGINT is a 404, not a 500.
+    app.url_map.converters["id"] = models.IdConverter
     database.init_app(app)
     mail.mail.init_app(app)
     sms.sms.init_app(app)

@@ -77,8 +77,11 @@ def hourly_rate(text: str | None, label: str = "--hourly-rate") -> Decimal | Non
 
 def origin_of(url: str) -> str:
     """Return the origin (scheme://host[:port]) of an http(s) address."""
-    parsed = urlparse(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    try:
+        parsed = urlparse(url.strip())
+    except ValueError:  # e.g. "https://[x": an unclosed IPv6 bracket
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise AccountError(f"{url!r} is not an http(s) address.")
     return f"{parsed.scheme}://{parsed.netloc}"
 

@@ -25,7 +25,7 @@ from . import accounts
 from .accounts import AccountError
 from .auth import admin_required, current_staff
 from .cli import embed_snippet
-from .models import Client, Site, SlaPlan, Staff, db
+from .models import Client, Site, SlaPlan, Staff, db, parse_id
 
 bp = Blueprint("admin", __name__, url_prefix="/dashboard/admin")
 COLOR = re.compile(r"^#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?$")
@@ -131,7 +131,7 @@ def list_page(page: str) -> Response:
     return render_admin(page)
 
 
-@bp.post("/sites/<int:item_id>/rotate-key")
+@bp.post("/sites/<id:item_id>/rotate-key")
 @admin_required
 def rotate_key(item_id: int) -> Response:
     """Issue a new site key; embeds with the old key keep working for the grace period."""
@@ -150,7 +150,7 @@ def _load(model: Any, item_id: int) -> Any:
     return item
 
 
-@bp.post("/<page>/<int:item_id>")
+@bp.post("/<page>/<id:item_id>")
 @bp.post("/<page>/new")
 @admin_required
 def save(page: str, item_id: int | None = None) -> Response:
@@ -164,10 +164,10 @@ def save(page: str, item_id: int | None = None) -> Response:
         elif page == "sites":
             item = _load(Site, item_id) if item_id else Site()
             if item_id is None:
-                client_id = request.form.get("client_id", "")
-                if not client_id.isdigit():
+                client_id = parse_id(request.form.get("client_id"))
+                if client_id is None:
                     raise AccountError("Choose the client the site belongs to.")
-                item.client = _load(Client, int(client_id))
+                item.client = _load(Client, client_id)
             save_site(item, request.form)
         elif page == "sla":
             if item_id is not None:

@@ -39,7 +39,12 @@ class BillingLine:
 def month_bounds(month: str, timezone: str = "UTC") -> tuple[datetime, datetime]:
     """Return the start and end (exclusive) of 'YYYY-MM' in the agency's timezone."""
     match = MONTH.match(month or "")
-    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+    # Year 9999's December would end in year 10000, which datetime cannot hold.
+    if (
+        match is None
+        or not 1 <= int(match.group(2)) <= 12
+        or not 2000 <= int(match.group(1)) < 9999
+    ):
         raise BillingError(f"month must look like 2026-11, not {month!r}.")
     year, number = int(match.group(1)), int(match.group(2))
     tz = ZoneInfo(timezone)

@@ -214,7 +214,7 @@ def ticket_action(reference: str, action: str) -> Response:
     return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
 
 
-@bp.get("/attachments/<int:attachment_id>")
+@bp.get("/attachments/<id:attachment_id>")
 @login_required
 def attachment(attachment_id: int) -> Response:
     """Serve a re-encoded screenshot to signed-in staff only."""

@@ -10,7 +10,17 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import messages, outbox, periodic, sla, tickets
-from .models import HandledMessage, Notification, Site, Staff, Ticket, TicketEvent, db, utcnow
+from .models import (
+    HandledMessage,
+    Notification,
+    Site,
+    Staff,
+    Ticket,
+    TicketEvent,
+    db,
+    parse_id,
+    utcnow,
+)
 from .worker import enqueue_call
 
 PAGE = "page"
@@ -26,11 +36,12 @@ def ack_code(ticket_id: int, staff_id: int) -> str:
 def read_ack_code(code: str) -> tuple[Ticket, Staff] | None:
     """Return the ticket and staff member of a valid acknowledgement code."""
     parts = code.split("-")
-    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+    ids = [parse_id(part) for part in parts[:2]]
+    if len(parts) != 3 or ids[0] is None or ids[1] is None:
         return None
-    if not hmac.compare_digest(ack_code(int(parts[0]), int(parts[1])), code):
+    if not hmac.compare_digest(ack_code(ids[0], ids[1]), code):
         return None
-    ticket, member = db.session.get(Ticket, int(parts[0])), db.session.get(Staff, int(parts[1]))
+    ticket, member = db.session.get(Ticket, ids[0]), db.session.get(Staff, ids[1])
     return (ticket, member) if ticket and member else None
 
 

@@ -76,7 +76,7 @@ def valid_page_meta(form: Any, field: Any) -> None:
         raise ValidationError(gettext("Page details are too large."))
     try:
         value = json.loads(field.data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" nested thousands deep
         raise ValidationError(gettext("Page details are not valid JSON.")) from exc
     if not isinstance(value, dict):
         raise ValidationError(gettext("Page details must be an object."))

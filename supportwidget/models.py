@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
 
@@ -38,6 +39,30 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+# The largest id an INTEGER key column holds (PostgreSQL's is 32-bit): a bigger number
+# from a URL, an SMS or a cursor is simply not found, never a database error.
+MAX_ID = 2**31 - 1
+
+
+def parse_id(text: str | None) -> int | None:
+    """Return the id a person or URL gave as text, or None if it cannot be one.
+
+    ASCII digits only ('²'.isdigit() is true, int('²') fails) and at most MAX_ID.
+    """
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    number = int(text)
+    return number if number <= MAX_ID else None
+
+
+class IdConverter(IntegerConverter):
+    """A URL segment that is a row id: digits, at most MAX_ID."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, max=MAX_ID)
 
 
 def utcnow() -> datetime:

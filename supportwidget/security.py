@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, abort, current_app, request
+from flask_babel import gettext
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Pages that set no policy of their own may not be framed and load only from us.
@@ -27,8 +28,19 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def refuse_nul_characters() -> None:
+    """Answer 400 to text holding a NUL character: no text column (PostgreSQL's least of all)
+    can store one, and no person types one."""
+    for values in (request.args, request.form):
+        if any("\x00" in value for _, value in values.items(multi=True)):
+            abort(
+                400, gettext("The text you sent contains a NUL character, which we cannot store.")
+            )
+
+
 def init_app(app: Flask) -> None:
     """Register the headers; trust X-Forwarded-* from PROXY_COUNT proxies (default none)."""
+    app.before_request(refuse_nul_characters)
     app.after_request(add_security_headers)
     proxies = int(app.config.get("PROXY_COUNT", 0))
     if proxies:

@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from . import database, messages, outbox, sla
-from .models import Attachment, Notification, Site, Ticket, TicketEvent, db, utcnow
+from .models import Attachment, Notification, Site, Ticket, TicketEvent, db, parse_id, utcnow
 from .screenshots import Screenshot, store
 
 
@@ -42,11 +42,8 @@ def find_by_nonce(nonce: str | None) -> Ticket | None:
 
 def find_by_reference(reference: str) -> Ticket | None:
     """Return the ticket for 'SUP-12' (any case), or None."""
-    number = reference.strip().upper().removeprefix("SUP-")
-    # ASCII digits only ("²".isdigit() is true), and short enough for a BIGINT.
-    if not (number.isascii() and number.isdigit() and len(number) < 18):
-        return None
-    return db.session.get(Ticket, int(number))
+    number = parse_id(reference.strip().upper().removeprefix("SUP-"))
+    return None if number is None else db.session.get(Ticket, number)
 
 
 def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:

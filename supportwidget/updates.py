@@ -86,7 +86,8 @@ def parse_minutes(text: str | None) -> int:
     elif "h" in raw:
         hours, minutes = raw.split("h", 1)
     minutes = minutes.removesuffix("m").removesuffix("min") or "0"
-    if not (hours.isdigit() and minutes.isdigit()) or not raw:
+    digits = hours + minutes
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or not raw:
         raise UpdateError("Enter the time spent in minutes, e.g. 45 or 1h30.")
     return int(hours) * 60 + int(minutes)
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from . import emergencies, outbox, tickets
-from .models import HandledMessage, Notification, Staff, db
+from .models import HandledMessage, Notification, Staff, db, parse_id
 from .sms import verify_signature
 
 bp = Blueprint("webhooks", __name__)
@@ -70,8 +70,8 @@ def delivery_receipt() -> Response:
         f"dlr:{params.get('messageId', '')}:{status}:{params.get('message-timestamp', '')}"
     )
     row = None
-    if params.get("client-ref", "").isdigit():
-        row = db.session.get(Notification, int(params["client-ref"]))
+    if (row_id := parse_id(params.get("client-ref"))) is not None:
+        row = db.session.get(Notification, row_id)
     if row is None and params.get("messageId"):
         row = db.session.scalar(
             sa.select(Notification).where(Notification.provider_id == params["messageId"])

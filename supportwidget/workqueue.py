@@ -9,7 +9,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from .models import Client, Site, Ticket, db
+from .models import MAX_ID, Client, Site, Ticket, db, parse_id
+
+BAD_CURSOR = "The cursor is not valid; start again from the first page."
 
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
 ALL_STATUSES = (*OPEN_STATUSES, "resolved", "closed")
@@ -43,9 +45,13 @@ def decode_cursor(cursor: str) -> tuple[int, datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         rank, due, ticket_id = json.loads(raw)
-        return int(rank), datetime.fromisoformat(due), int(ticket_id)
-    except (ValueError, TypeError) as exc:
-        raise CursorError("The cursor is not valid; start again from the first page.") from exc
+        position = int(rank), datetime.fromisoformat(due), int(ticket_id)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise CursorError(BAD_CURSOR) from exc
+    # Only what encode_cursor makes: rank 0-9, an aware due time, an id a BIGINT holds.
+    if position[1].tzinfo is None or not (0 <= position[0] <= 9 and 0 <= position[2] <= MAX_ID):
+        raise CursorError(BAD_CURSOR)
+    return position
 
 
 def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
@@ -59,13 +65,13 @@ def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
         query = query.where(Ticket.kind == filters.kind)
     if filters.site:
         site_match = Site.site_key == filters.site
-        if filters.site.isascii() and filters.site.isdigit():
-            site_match = sa.or_(site_match, Site.id == int(filters.site))
+        if (site_id := parse_id(filters.site)) is not None:
+            site_match = sa.or_(site_match, Site.id == site_id)
         query = query.where(Ticket.site_id.in_(sa.select(Site.id).where(site_match)))
     if filters.client:
         client_match = Client.name == filters.client
-        if filters.client.isascii() and filters.client.isdigit():
-            client_match = sa.or_(client_match, Client.id == int(filters.client))
+        if (client_id := parse_id(filters.client)) is not None:
+            client_match = sa.or_(client_match, Client.id == client_id)
         clients = sa.select(Client.id).where(client_match)
         query = query.where(
             Ticket.site_id.in_(sa.select(Site.id).where(Site.client_id.in_(clients)))

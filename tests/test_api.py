@@ -199,6 +199,10 @@ def test_filters_by_id(api_client, token, seeded):
     assert refs(by_site.get_json()) == [seeded["fcfs_new"].reference]
 
 
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
 def _naive_cursor() -> str:
     raw = json.dumps([2, datetime(2026, 1, 1).isoformat(), 1]).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -216,6 +220,9 @@ def _naive_cursor() -> str:
         ("cursor=not-a-cursor", "cursor is not valid"),
         ("cursor=" + base64.urlsafe_b64encode(b'"x"').decode(), "cursor is not valid"),
         ("cursor=" + _naive_cursor(), "cursor is not valid"),
+        ("cursor=" + _b64('[1e400, "2026-01-01T00:00:00+00:00", 1]'), "cursor is not valid"),
+        ("cursor=" + _b64('[1, "2026-01-01T00:00:00+00:00", 1e30]'), "cursor is not valid"),
+        ("cursor=" + _b64("[" * 5000), "cursor is not valid"),
     ],
 )
 def test_bad_parameters_are_a_json_400(api_client, spec, token, seeded, query, message):
@@ -321,7 +328,8 @@ def test_acknowledged_emergency_detail(api_client, spec, token, seeded):
 
 
 @pytest.mark.parametrize(
-    "reference", ["SUP-999", "nonsense", "SUP-", "SUP-99999999999999999999", "SUP-\u00b2"]
+    "reference",
+    ["SUP-999", "nonsense", "SUP-", "SUP-99999999999", "SUP-99999999999999999999", "SUP-\u00b2"],
 )
 def test_unknown_ticket_is_a_json_404(api_client, spec, token, seeded, reference):
     response = api_client.get(f"/api/v1/tickets/{reference}", headers=auth(token))

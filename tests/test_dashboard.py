@@ -629,3 +629,65 @@ def test_site_key_rotation_keeps_old_embeds_working_for_the_grace_period(app, cl
 def test_odd_references_are_a_404_not_a_crash(client, site, staff, reference):
     login(client, "bob@agency.test")
     assert client.get(f"/dashboard/tickets/{reference}").status_code == 404
+
+
+# --- reproducers that once answered 500 -------------------------------------------------------
+
+HUGE = "99999999999"  # more than an INTEGER key holds (PostgreSQL refused it: a 500)
+
+
+def test_huge_or_odd_numbers_in_filters_and_addresses_are_not_found(client, site, staff):
+    login(client, "alice@agency.test")
+    for query in (f"client={HUGE}", f"site={HUGE}", "client=\u00b2"):
+        assert client.get(f"/dashboard/?{query}").status_code == 200
+    assert client.get(f"/dashboard/attachments/{HUGE}").status_code == 404
+    assert client.get(f"/dashboard/tickets/SUP-{HUGE}").status_code == 404
+    page = client.get("/dashboard/admin/clients").get_data(as_text=True)
+    token = {"csrf_token": csrf_from(page)}
+    assert client.post(f"/dashboard/admin/clients/{HUGE}", data=token).status_code == 404
+    assert client.post(f"/dashboard/admin/sites/{HUGE}/rotate-key", data=token).status_code == 404
+    for client_id in (HUGE, "\u00b2"):
+        data = {**token, "client_id": client_id, "url": "https://new.test", "name": "New"}
+        response = client.post("/dashboard/admin/sites/new", data=data)
+        assert response.status_code == 422
+        assert "Choose the client" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "raw", ['[1e400, "2026-01-01T00:00:00+00:00", 1]', "[" * 5000, '[1, "2026-01-01T00:00:00", 1]']
+)
+def test_a_forged_queue_cursor_is_a_400(client, site, staff, raw):
+    import base64
+
+    login(client, "bob@agency.test")
+    after = base64.urlsafe_b64encode(raw.encode()).decode()
+    response = client.get(f"/dashboard/?after={after}")
+    assert response.status_code == 400
+    assert "cursor is not valid" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("minutes", ["\u00b2", "9" * 5000])
+def test_log_time_refuses_odd_digits(client, site, staff, minutes):
+    ticket = new_request(site)
+    login(client, "bob@agency.test")
+    response = post_action(client, ticket, "time", minutes=minutes)
+    assert response.status_code == 422 and "Enter the time" in response.get_data(as_text=True)
+
+
+def test_billing_for_the_last_month_datetime_can_hold_is_refused(client, site, staff):
+    login(client, "alice@agency.test")
+    for path in ("/dashboard/reports/billing", "/dashboard/reports/billing.csv"):
+        response = client.get(f"{path}?month=9999-12")
+        assert response.status_code == 400
+        assert "month must look like 2026-11" in response.get_data(as_text=True)
+
+
+def test_a_malformed_site_address_is_refused_by_admin_and_cli(client, runner, site, staff):
+    login(client, "alice@agency.test")
+    token = csrf_from(client.get("/dashboard/admin/sites").get_data(as_text=True))
+    data = {"csrf_token": token, "client_id": str(site.client.id), "url": "https://[x"}
+    response = client.post("/dashboard/admin/sites/new", data={**data, "name": "Broken"})
+    assert response.status_code == 422
+    assert "is not an http(s) address" in response.get_data(as_text=True)
+    result = runner.invoke(args=["site", "add", "--client", "Acme Shop", "--url", "https://[x"])
+    assert result.exit_code != 0 and "is not an http(s) address" in result.output

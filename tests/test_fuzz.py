@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 
@@ -15,7 +16,7 @@ from PIL import Image
 from supportwidget.models import Attachment, Ticket, db
 from supportwidget.screenshots import ScreenshotError, clean_screenshot
 
-from conftest import form_token
+from conftest import form_token, standard_fields
 
 FIELDS = [
     "subject",
@@ -160,3 +161,38 @@ def test_hostile_upload_through_the_form_stores_only_the_clean_image(app, client
     ).read()
     assert b"<script>" not in stored
     assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 1
+
+
+# --- reproducers that once answered 500 -------------------------------------------------------
+
+
+@pytest.mark.parametrize("stamp", ["\u00b2", "9" * 400, "9" * 5000])
+def test_a_malformed_identity_signature_is_simply_not_verified(client, site, stamp):
+    user = {"name": "Ann", "email": "ann@example.com", "signature": f"{stamp}.{'a' * 64}"}
+    response = client.post(f"/s/{site.site_key}/identity", json=user)
+    assert response.status_code == 200 and response.get_json() == {"verified": False}
+    path = f"/s/{site.site_key}"
+    data = standard_fields(page_meta=f'{{"user": {json.dumps(user)}}}')
+    response = client.post(path, data={**data, "form_token": form_token(client, path)})
+    assert response.status_code == 200 and "SUP-" in response.get_data(as_text=True)
+    assert not db.session.scalar(sa.select(Ticket.identity_verified))
+
+
+def test_deeply_nested_page_details_are_refused_with_a_message(client, site):
+    path = f"/s/{site.site_key}"
+    data = standard_fields(page_meta="[" * 4000 + "]" * 4000)
+    response = client.post(path, data={**data, "form_token": form_token(client, path)})
+    assert response.status_code == 422
+    assert "Page details are not valid JSON." in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
+
+
+@pytest.mark.parametrize("field", ["subject", "description", "name"])
+def test_a_nul_character_is_refused_with_a_message(client, site, field):
+    # PostgreSQL cannot store NUL in text: it answered 503 "try again", as if we were down.
+    path = f"/s/{site.site_key}"
+    data = standard_fields(**{field: "Broken\x00 contact form, for real"})
+    response = client.post(path, data={**data, "form_token": form_token(client, path)})
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
