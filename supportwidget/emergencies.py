@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from .models import (
 )
 from .worker import enqueue_call
 
+log = logging.getLogger(__name__)
 PAGE = "page"
 
 
@@ -35,6 +37,8 @@ def ack_code(ticket_id: int, staff_id: int) -> str:
 
 def read_ack_code(code: str) -> tuple[Ticket, Staff] | None:
     """Return the ticket and staff member of a valid acknowledgement code."""
+    if not code.isascii():  # compare_digest refuses non-ASCII text
+        return None
     parts = code.split("-")
     ids = [parse_id(part) for part in parts[:2]]
     if len(parts) != 3 or ids[0] is None or ids[1] is None:
@@ -83,8 +87,20 @@ def open_emergency(
 
     ticket, created = tickets.file_once(request.nonce, build)
     if created:
-        enqueue_call("repage", ticket.id, at=ticket.next_page_at)
+        schedule_repage(ticket.id, ticket.next_page_at)
     return ticket
+
+
+def schedule_repage(ticket_id: int, at: datetime | None) -> None:
+    """Ask the queue for the next re-page; if it is down, the periodic re-page catches it.
+
+    The ticket is already committed: a queue failure must not turn into an error page that
+    makes a frightened client file the emergency (and page everyone) a second time.
+    """
+    try:
+        enqueue_call("repage", ticket_id, at=at)
+    except Exception:  # noqa: BLE001 - next_page_at in the ticket row drives repage_due
+        log.exception("could not queue the re-page of ticket %s; the periodic job will", ticket_id)
 
 
 def schedule_emergency(ticket: Ticket, site: Site) -> None:
@@ -121,11 +137,16 @@ def notify_emergency(ticket: Ticket) -> list[Notification]:
 
 
 def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
-    """Queue one page per on-call staff member (or everyone with a phone)."""
-    query = sa.select(Staff).where(Staff.active, Staff.phone.is_not(None)).order_by(Staff.id)
-    if on_call_only:
-        query = query.where(Staff.on_call)
-    team = db.session.scalars(query).all()
+    """Queue one page per on-call staff member (or everyone with a phone).
+
+    With nobody on call (a rota left empty), everyone with a phone is paged at once:
+    an emergency is never met with silence until the escalation round.
+    """
+    everyone = sa.select(Staff).where(Staff.active, Staff.phone.is_not(None)).order_by(Staff.id)
+    team = db.session.scalars(everyone.where(Staff.on_call) if on_call_only else everyone).all()
+    if not team and on_call_only:
+        log.warning("nobody is on call: paging everyone with a phone for %s", ticket.reference)
+        team = db.session.scalars(everyone).all()
     rows = [
         messages.sms(
             ticket, "page", member, f"{PAGE}-{ticket.page_round}", ack_url=ack_url(ticket, member)
@@ -254,7 +275,7 @@ def repage(ticket_id: int, now: datetime | None = None) -> bool:
     db.session.commit()
     outbox.schedule(rows)
     if next_at is not None:
-        enqueue_call("repage", ticket.id, at=next_at)
+        schedule_repage(ticket.id, next_at)
     return True
 
 

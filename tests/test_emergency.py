@@ -122,6 +122,60 @@ def test_emergency_pages_on_call_team_and_emails_everyone(
     assert {(r.status, bool(r.provider_id)) for r in sms_rows} == {("sent", True)}
 
 
+def test_with_nobody_on_call_everyone_with_a_phone_is_paged_at_once(client, site, vonage_standin):
+    for member in db.session.scalars(sa.select(Staff)):
+        member.on_call = False
+    db.session.commit()
+    assert report(client, site).status_code == 200
+    assert {r["to"] for r in vonage_standin.requests} == {ALICE, BOB, CAROL}
+
+
+def test_a_queue_outage_after_filing_still_answers_with_the_reference(
+    database_url, tmp_path, smtp_server
+):
+    # Filed and committed, then the queue is unreachable: the answer must not say
+    # "nothing was saved" (a frightened client would file and page everyone again).
+    app = make_app(
+        database_url,
+        tmp_path,
+        **smtp_server.config(),
+        QUEUE_URL="redis://127.0.0.1:1/0",
+        QUEUE_IMMEDIATE=False,
+        EMERGENCY_REPAGE_INTERVAL=60,
+    )
+    with app.app_context():
+        from supportwidget.models import Client, Site
+
+        site = Site(
+            client=Client(name="Acme", emails=[]), name="acme.test", url="https://acme.test"
+        )
+        db.session.add(site)
+        db.session.commit()
+        site_key = site.site_key
+        client = app.test_client()
+        path = f"/s/{site_key}/emergency"
+        data = standard_fields(category="offline", billing_consent="y")
+        response = client.post(path, data={**data, "form_token": form_token(client, path)})
+        assert response.status_code == 200 and "SUP-" in response.get_data(as_text=True)
+        ticket = db.session.scalar(sa.select(Ticket))
+        assert ticket.next_page_at is not None  # the periodic re-page still knows when
+        assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 1
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_non_ascii_acknowledgement_link_is_not_found(client, site):
+    assert client.get("/a/1-1-%C3%A9").status_code == 404
+
+
+def test_a_json_webhook_that_is_not_an_object_is_refused(client, site):
+    for body in ("[1]", "7", '"ACK"'):
+        response = client.post(
+            "/webhooks/vonage/inbound", data=body, content_type="application/json"
+        )
+        assert response.status_code == 403
+
+
 def test_sms_ack_stops_paging_and_tells_the_others(client, site, smtp_server, vonage_standin):
     report(client, site)
     ticket = db.session.scalar(sa.select(Ticket))
