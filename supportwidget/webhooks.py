@@ -20,8 +20,9 @@ ACK = re.compile(r"^\s*ack\b(?:\s*(?:sup-?)?\s*(\d+))?", re.IGNORECASE)
 def signed_params() -> dict[str, str]:
     """Return the webhook's parameters if Vonage signed them recently; else abort 4xx."""
     params = request.values.to_dict()
-    if request.is_json:
-        params.update({k: str(v) for k, v in (request.get_json(silent=True) or {}).items()})
+    body = request.get_json(silent=True) if request.is_json else None
+    if isinstance(body, dict):  # a JSON list or number is no Vonage webhook: unsigned, so 403
+        params.update({k: str(v) for k, v in body.items()})
     secret = current_app.config.get("VONAGE_SIGNATURE_SECRET")
     if not secret:
         log.error("VONAGE_SIGNATURE_SECRET is not set: refusing an unsigned webhook")
@@ -33,10 +34,19 @@ def signed_params() -> dict[str, str]:
 
 
 def first_receipt(key: str) -> None:
-    """Record a webhook message id; abort 409 when it was already handled (a replay)."""
+    """Mark a webhook message id as handled; abort 409 when it was already (a replay).
+
+    The mark joins the transaction of the work it guards: if that work fails (a locked
+    database), nothing is marked and Vonage's retry of the same message is handled.
+    """
     if not HandledMessage.first_time(key):
         abort(409, "This message was already received.")
+
+
+def handled() -> Response:
+    """Commit the receipt's mark with whatever it did, and tell Vonage it arrived."""
     db.session.commit()
+    return Response(status=204)
 
 
 @bp.route("/webhooks/vonage/inbound", methods=["GET", "POST"])
@@ -50,7 +60,7 @@ def inbound_sms() -> Response:
     match = ACK.match(params.get("text", ""))
     if member is None or match is None:
         log.info("inbound SMS ignored (unknown sender or not an ACK)")
-        return Response(status=204)
+        return handled()
     ticket = (
         tickets.find_by_reference(match.group(1))
         if match.group(1)
@@ -58,7 +68,7 @@ def inbound_sms() -> Response:
     )
     if ticket is not None:
         emergencies.acknowledge(ticket, member, via="sms")
-    return Response(status=204)
+    return handled()
 
 
 @bp.route("/webhooks/vonage/status", methods=["GET", "POST"])
@@ -77,9 +87,9 @@ def delivery_receipt() -> Response:
             sa.select(Notification).where(Notification.provider_id == params["messageId"])
         )
     if row is None:
-        return Response(status=204)
+        return handled()
     outbox.record_delivery(row, status, f"Vonage err-code {params.get('err-code', '?')}")
-    return Response(status=204)
+    return handled()
 
 
 @bp.route("/a/<code>", methods=["GET", "POST"])
