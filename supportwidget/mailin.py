@@ -14,12 +14,12 @@ from email.utils import getaddresses, parseaddr
 
 import click
 import sqlalchemy as sa
-from flask import current_app, render_template
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import messages, outbox, tickets, updates
-from .models import Client, HandledMessage, Notification, Ticket, db
+from .models import Client, HandledMessage, Ticket, db, parse_id
 from .screenshots import Screenshot, ScreenshotError, clean_screenshot
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,15 @@ def thread_ids(msg: EmailMessage) -> list[int]:
     ours = re.compile(r"<(?:n\d+\.)?SUP-(\d+)" + re.escape(suffix) + ">", re.IGNORECASE)
     found = []
     for header in ("In-Reply-To", "References"):
-        found += [int(n) for n in ours.findall(str(msg.get(header, "")))]
-    return found
+        found += ours.findall(str(msg.get(header, "")))
+    return [n for n in map(parse_id, found) if n is not None]
 
 
 def find_thread(msg: EmailMessage, sender: str) -> Ticket | None:
     """Return the ticket this message answers, if its sender is that ticket's requester."""
     numbers = thread_ids(msg)
-    numbers += [int(n) for n in SUBJECT_REF.findall(str(msg.get("Subject", "")))]
+    # Another system's [SUP-20241231001] is no ticket of ours (and no database error).
+    numbers += [n for n in map(parse_id, SUBJECT_REF.findall(str(msg.get("Subject", "")))) if n]
     for number in dict.fromkeys(numbers):
         ticket = db.session.get(Ticket, number)
         # A [SUP-n] is easy to forge: only the requester may add to a ticket by e-mail.
@@ -147,17 +148,9 @@ def refuse(msg: EmailMessage, sender: str, key: str) -> str:
     if not HandledMessage.first_time(key):
         return "duplicate"
     subject = " ".join(str(msg.get("Subject", "")).split())[:200]
-    context = {"subject": subject, "sender": sender, "agency": current_app.config["AGENCY_NAME"]}
-    row = Notification(
-        ticket_id=None,
-        channel="email",
-        recipient=sender,
-        purpose="mailin-refused",
-        subject=" ".join(render_template("email/mailin_refused.subject.txt", **context).split()),
-        body_text=render_template("email/mailin_refused.txt", **context),
-        body_html=render_template("email/mailin_refused.html", **context),
+    row = messages.notice(
+        "mailin_refused", sender, "mailin-refused", subject=subject, sender=sender
     )
-    db.session.add(row)
     db.session.commit()
     outbox.schedule([row])
     return "refused"
@@ -168,8 +161,11 @@ def handle(raw: bytes) -> str:
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     name, sender = parseaddr(str(msg.get("From", "")))
     sender = sender.strip().lower()
-    if "@" not in sender or len(getaddresses([str(msg.get("From", ""))])) != 1:
+    if "@" not in sender or len(sender) > 254 or len(getaddresses([str(msg.get("From", ""))])) != 1:
         return "dropped: no usable From address"
+    # First: an out-of-office reply quoting "[SUP-1]" must not reopen the ticket.
+    if is_automatic(msg, sender):
+        return "dropped: automatic message"
     key = "mail:" + hashlib.sha256(str(msg.get("Message-ID") or raw).encode()).hexdigest()[:40]
     ticket = find_thread(msg, sender)
     if ticket is not None:
@@ -177,8 +173,6 @@ def handle(raw: bytes) -> str:
             return "duplicate"
         updates.client_reply(ticket, without_quote(body_text(msg)), sender)
         return f"reply added to {ticket.reference}"
-    if is_automatic(msg, sender):
-        return "dropped: automatic message"
     client = client_for(sender)
     if client is not None:
         if tickets.find_by_nonce(key) is not None:

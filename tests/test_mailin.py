@@ -183,6 +183,31 @@ def test_automatic_mail_from_strangers_gets_no_answer(runner, site, smtp_server,
     assert db.session.scalar(sa.select(sa.func.count(Notification.id))) == 0
 
 
+def test_an_out_of_office_reply_does_not_reopen_the_ticket(runner, site, smtp_server):
+    ticket = new_request(site)
+    updates.change_status(ticket, db.session.scalar(sa.select(Staff)), "resolved")
+    sent = db.session.scalar(sa.select(sa.func.count(Notification.id)))
+    subject = f"Automatic reply: [{ticket.reference}] Contact form broken"
+    auto = mail("jane@example.com", subject, "I am away.", Auto_Submitted="auto-replied")
+    result = pipe(runner, auto)
+    assert result.exit_code == 0 and "dropped: automatic message" in result.output
+    db.session.refresh(ticket)
+    assert ticket.status == "resolved" and events(ticket, "client_reply") == []
+    assert db.session.scalar(sa.select(sa.func.count(Notification.id))) == sent
+
+
+@pytest.mark.parametrize("reference", ["SUP-99999999999", "SUP-99999999999999999999"])
+def test_another_system_s_long_reference_is_no_ticket_of_ours(runner, site, reference):
+    # It once raised an overflow (or PostgreSQL's 'out of range') and the MTA retried for days.
+    result = pipe(runner, mail("owner@acme.test", f"Re: [{reference}] invoice", "Please check."))
+    assert result.exit_code == 0 and "opened SUP-" in result.output
+
+
+def test_an_overlong_sender_address_is_dropped_without_retry(runner, site):
+    result = pipe(runner, mail("x" * 250 + "@elsewhere.test", "Hello"))
+    assert result.exit_code == 0 and "dropped: no usable From address" in result.output
+
+
 def test_garbage_is_dropped_without_retry(runner, site):
     result = pipe(runner, b"this is not an e-mail at all")
     assert result.exit_code == 0 and "dropped" in result.output
