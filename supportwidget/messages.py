@@ -89,6 +89,17 @@ def email(
     return add_email(ticket, rendered, recipient, purpose, staff, **extra)
 
 
+def one_line_subject(text: str) -> str:
+    """Return a rendered subject on one line, cut to what the outbox column holds.
+
+    A long ticket subject plus long client and site names can exceed it; PostgreSQL would
+    refuse the row and with it the whole ticket.
+    """
+    limit = Notification.__table__.c.subject.type.length
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def render_email(ticket: Ticket, template: str, **extra: Any) -> tuple[str, str, str]:
     """Return the subject, text and HTML of an e-mail about a ticket."""
     to_requester = template.startswith(REQUESTER_TEMPLATES)
@@ -98,7 +109,7 @@ def render_email(ticket: Ticket, template: str, **extra: Any) -> tuple[str, str,
         subject = render_template(f"email/{template}.subject.txt", **context)
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)
-    return " ".join(subject.split()), body_text, body_html
+    return one_line_subject(subject), body_text, body_html
 
 
 def add_email(
@@ -131,7 +142,8 @@ def add_email(
 def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notification:
     """Render an e-mail about no particular ticket into an outbox row (not yet committed)."""
     context = {"agency": current_app.config["AGENCY_NAME"], "recipient": recipient, **context}
-    with i18n.language(None):  # notices go to staff: English
+    # English: notices go to staff, or to a stranger whose language we do not know.
+    with i18n.language(None):
         subject = render_template(f"email/{template}.subject.txt", **context)
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)
@@ -139,7 +151,7 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
         channel="email",
         recipient=recipient,
         purpose=purpose,
-        subject=" ".join(subject.split()),
+        subject=one_line_subject(subject),
         body_text=body_text,
         body_html=body_html,
     )

@@ -243,6 +243,19 @@ def test_smtp_down_then_up_delivers_each_mail_exactly_once(app, client, site, sm
     assert {r.status for r in db.session.scalars(sa.select(Notification))} == {"sent"}
 
 
+def test_long_names_make_a_shortened_subject_not_a_lost_ticket(client, site, smtp_server):
+    # 150 + 120 + 200 characters once overflowed the outbox's subject column: on PostgreSQL
+    # the whole ticket was refused and the requester told to try again, forever.
+    site.name, site.client.name = "s" * 200, "c" * 120
+    db.session.commit()
+    response = submit(client, site, subject="x" * 150)
+    assert response.status_code == 200 and "SUP-" in response.get_data(as_text=True)
+    rows = db.session.scalars(sa.select(Notification)).all()
+    assert rows and all(len(row.subject) <= 300 for row in rows)
+    staff_subject = next(r.subject for r in rows if r.recipient == "bob@agency.test")
+    assert staff_subject.startswith("[SUP-1] xxx") and staff_subject.endswith("…")
+
+
 def test_a_ticket_s_mail_shares_one_smtp_connection(client, site, smtp_server):
     submit(client, site)
     envelopes = smtp_server.envelopes
