@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -86,7 +87,9 @@ def app(
     database_url: str, tmp_path: Path, smtp_server: Any, app_config: dict[str, Any]
 ) -> Iterator[Flask]:
     """Yield an app that mails through a real SMTP server and runs tasks immediately."""
-    with running(make_app(database_url, tmp_path, **smtp_server.config(), **app_config)) as app:
+    # A module's app_config may override the mail settings too.
+    config = {**smtp_server.config(), **app_config}
+    with running(make_app(database_url, tmp_path, **config)) as app:
         yield app
 
 
@@ -103,6 +106,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def site(app: Flask) -> Site:
     """Seed a client without an SLA, one site and two staff members."""
+    return seed_site()
+
+
+def seed_site() -> Site:
+    """Add Acme Shop (no SLA), its site acme.test, and Alice (admin) and Bob, both on call."""
     acme = Client(name="Acme Shop", emails=["owner@acme.test"])
     site = Site(
         client=acme,
@@ -126,6 +134,14 @@ def site(app: Flask) -> Site:
     )
     db.session.commit()
     return site
+
+
+def vonage_signed(params: dict[str, str], secret: str) -> dict[str, str]:
+    """Sign webhook parameters the way Vonage does with md5hash (sorted &k=v, then secret)."""
+    payload = "".join(
+        f"&{k}={v.replace('&', '_').replace('=', '_')}" for k, v in sorted(params.items())
+    )
+    return {**params, "sig": hashlib.md5((payload + secret).encode()).hexdigest()}  # noqa: S324
 
 
 def form_token(client: FlaskClient, path: str) -> str:

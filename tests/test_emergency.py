@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from datetime import timedelta
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from supportwidget import emergencies, outbox
 from supportwidget.models import Notification, Staff, Ticket, db, utcnow
 
-from conftest import form_token, make_app, standard_fields
+from conftest import form_token, make_app, standard_fields, vonage_signed
 from vonage_standin import API_KEY, API_SECRET
 
 SIG_SECRET = "webhook-secret"
@@ -59,11 +58,7 @@ def report(client, site, **fields):
 
 
 def md5_signed(params: dict[str, str]) -> dict[str, str]:
-    params = {"timestamp": str(int(time.time())), **params}
-    payload = "".join(
-        f"&{k}={v.replace('&', '_').replace('=', '_')}" for k, v in sorted(params.items())
-    )
-    return {**params, "sig": hashlib.md5((payload + SIG_SECRET).encode()).hexdigest()}  # noqa: S324
+    return vonage_signed({"timestamp": str(int(time.time())), **params}, SIG_SECRET)
 
 
 def inbound(client, msisdn, text, message_id="m1", method="post", **extra):
