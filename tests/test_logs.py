@@ -7,7 +7,8 @@ import logging
 
 from supportwidget import logs
 
-from conftest import form_token, standard_fields
+from conftest import form_token, make_app, running, seed_site, standard_fields
+from vonage_standin import API_KEY, API_SECRET
 
 
 def test_every_response_carries_a_request_id_and_keeps_a_sane_one(client):
@@ -42,12 +43,29 @@ def test_json_log_lines_carry_the_request_id(app):
     assert entry["level"] == "WARNING"
 
 
-def test_secrets_never_reach_the_logs(app, client, site, caplog):
-    app.config.update(MAIL_PASSWORD="smtp-pa55word", VONAGE_API_SECRET="vonage-s3cret")
+def test_secrets_never_reach_the_logs(
+    database_url, tmp_path, smtp_tls_server, vonage_standin, caplog
+):
+    # The secrets are in use, not just configured: mail logs in over STARTTLS with the
+    # password, the emergency pages go through the real Vonage SDK with the API secret.
+    app = make_app(
+        database_url,
+        tmp_path,
+        **smtp_tls_server.config(),
+        VONAGE_API_KEY=API_KEY,
+        VONAGE_API_SECRET=API_SECRET,
+        VONAGE_REST_HOST=vonage_standin.host,
+    )
     caplog.set_level(logging.DEBUG)
-    token = form_token(client, f"/s/{site.site_key}")
-    client.post(f"/s/{site.site_key}", data={**standard_fields(), "form_token": token})
-    client.post(f"/s/{site.site_key}", data={**standard_fields(), "form_token": "forged"})
-    text = caplog.text
-    for secret in ("smtp-pa55word", "vonage-s3cret", app.config["SECRET_KEY"], token, site.secret):
-        assert secret not in text
+    with running(app):
+        site = seed_site()
+        client = app.test_client()
+        path = f"/s/{site.site_key}/emergency"
+        token = form_token(client, path)
+        data = standard_fields(category="offline", billing_consent="y")
+        assert client.post(path, data={**data, "form_token": token}).status_code == 200
+        client.post(path, data={**data, "form_token": "forged"})
+        assert vonage_standin.requests and smtp_tls_server.wait_for(3)
+        secrets = (smtp_tls_server.password, API_SECRET, app.config["SECRET_KEY"], token)
+        for secret in (*secrets, site.secret):
+            assert secret not in caplog.text
