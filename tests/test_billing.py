@@ -150,8 +150,9 @@ def test_month_bounds_and_amounts():
         "2026-12-01T00:00:00+00:00",
         "2027-01-01T00:00:00+00:00",
     )
-    start, _ = month_bounds("2026-03", "Europe/London")
-    assert start.utcoffset().total_seconds() == 0
+    # April in London starts at 23:00 UTC on 31 March (summer time): work logged then is April's.
+    start, _ = month_bounds("2026-04", "Europe/London")
+    assert start.astimezone(UTC) == datetime(2026, 3, 31, 23, tzinfo=UTC)
     with pytest.raises(BillingError):
         month_bounds("2026/03")
     assert amount_for(60, Decimal("120")) == Decimal("120.00")

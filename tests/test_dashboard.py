@@ -25,7 +25,7 @@ from supportwidget.models import (
 )
 from supportwidget.screenshots import clean_screenshot
 
-from conftest import make_app
+from conftest import form_token, make_app, seed_site, standard_fields
 
 PASSWORD = "correct horse battery"
 XSS = [
@@ -145,8 +145,16 @@ def test_sign_in_never_redirects_off_site(client, staff):
 
 def test_https_public_url_makes_the_cookie_secure(database_url, tmp_path):
     app = make_app(database_url, tmp_path, PUBLIC_URL="https://support.example.com")
-    assert app.config["SESSION_COOKIE_SECURE"] is True
     with app.app_context():
+        seed_site()
+        for member in db.session.scalars(sa.select(Staff)):
+            member.set_password(PASSWORD)
+        db.session.commit()
+        client = app.test_client()
+        assert login(client, "bob@agency.test").status_code == 303
+        cookie = client.get_cookie("session")
+        assert cookie is not None and cookie.secure and cookie.http_only
+        db.session.remove()
         db.engine.dispose()
 
 
@@ -173,18 +181,8 @@ def test_post_without_csrf_token_is_refused(client, site, staff):
 
 def test_public_forms_and_webhooks_keep_working_without_a_session_token(client, site):
     # The hosted form has its own token; CSRFProtect must not stand in its way.
-    page = client.get(f"/s/{site.site_key}").get_data(as_text=True)
-    token = re.search(r'name="form_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post(
-        f"/s/{site.site_key}",
-        data={
-            "subject": "Broken footer",
-            "description": "The footer overlaps the content on mobile.",
-            "name": "Jane",
-            "email": "jane@example.com",
-            "form_token": token,
-        },
-    )
+    path = f"/s/{site.site_key}"
+    response = client.post(path, data=standard_fields(form_token=form_token(client, path)))
     assert response.status_code == 200 and "SUP-" in response.get_data(as_text=True)
 
 

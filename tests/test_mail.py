@@ -102,7 +102,7 @@ def test_silent_server_times_out_as_transient(smtp_server: SmtpTestServer, tmp_p
     with pytest.raises(TransientMailError, match="MAIL_TIMEOUT"):
         send_one(app)
     elapsed = time.monotonic() - started
-    assert 0.9 <= elapsed < 2
+    assert 0.9 <= elapsed < 5  # the server would stall for 30 s
     assert smtp_server.messages == []
 
 
@@ -174,11 +174,11 @@ def test_a_refused_message_does_not_stop_its_batch(
 def test_a_silent_server_costs_a_batch_one_timeout(
     smtp_server: SmtpTestServer, tmp_path: Path
 ) -> None:
-    app = make_app(tmp_path, **{**smtp_server.config(), "MAIL_TIMEOUT": 1})
+    app = make_app(tmp_path, **{**smtp_server.config(), "MAIL_TIMEOUT": 2})
     smtp_server.stall(30)
     started = time.monotonic()
     errors = send_batch(app, 3)
-    assert time.monotonic() - started < 2  # not 3 x MAIL_TIMEOUT
+    assert time.monotonic() - started < 5  # one MAIL_TIMEOUT, not three (6 s)
     assert all(isinstance(e, TransientMailError) and "MAIL_TIMEOUT" in str(e) for e in errors)
     assert smtp_server.messages == []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from supportwidget.sms import (
     sms_sent,
     verify_signature,
 )
+
+from smtp_fixtures import free_port
 
 if TYPE_CHECKING:
     from vonage_standin import VonageStandin
@@ -118,14 +119,8 @@ def test_stalled_vonage_times_out_with_a_clear_error(
     assert len(vonage_standin.requests) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_refused_connection_sends_nothing_and_retries(sms_app: Flask) -> None:
-    sms_app.config["VONAGE_REST_HOST"] = f"127.0.0.1:{_free_port()}"
+    sms_app.config["VONAGE_REST_HOST"] = f"127.0.0.1:{free_port()}"
     sms.init_app(sms_app)
 
     result = _page("447700900005")
