@@ -47,6 +47,42 @@ def pending_targets(ticket: Ticket) -> list[Target]:
     return targets
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """The deadline staff should look at now, and where it stands."""
+
+    label: str
+    due: datetime
+    state: str  # ok / at-risk / breached / paused
+
+
+LABELS = {FIRST_RESPONSE: "First response", RESOLUTION: "Resolution"}
+
+
+def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
+    """Return the first target still to be met (the ones breach warnings watch), else the
+    no-SLA target; a resolution clock paused while waiting on the client is shown paused,
+    never breached. "At risk" is DASHBOARD_AT_RISK_MINUTES of wall-clock time."""
+    if not ticket.is_open:
+        return None
+    window = timedelta(minutes=int(current_app.config.get("DASHBOARD_AT_RISK_MINUTES", 60)))
+    targets = pending_targets(ticket)
+    if targets:
+        name, due = targets[0].name, targets[0].due
+        label, missed = LABELS[name], name in (ticket.breached or [])
+    elif ticket.resolution_due is not None:
+        return Deadline(
+            "Resolution (clock paused: waiting on client)", ticket.resolution_due, "paused"
+        )
+    elif ticket.kind == "standard" and ticket.effective_due_at is not None:
+        label, due, missed = "Target (no SLA)", ticket.effective_due_at, False
+    else:
+        return None
+    if missed or due <= now:
+        return Deadline(label, due, "breached")
+    return Deadline(label, due, "at-risk" if due - now <= window else "ok")
+
+
 def _candidates(now: datetime, window: timedelta) -> list[int]:
     """Return ids of open SLA standard requests with a target due inside the window."""
     plans = db.session.scalars(

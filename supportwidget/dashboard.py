@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 
-from . import tickets, updates
+from . import breaches, tickets, updates
 from .auth import current_staff, login_required
 from .models import Attachment, Client, Site, Ticket, TimeEntry, db, utcnow
 from .screenshots import stored_path
@@ -56,25 +56,12 @@ def relative(moment: datetime, now: datetime) -> str:
 
 
 def next_due(ticket: Ticket, now: datetime) -> Due | None:
-    """Return the deadline that matters now: first response, then resolution, else the target."""
-    if not ticket.is_open:
+    """Return the ticket's next deadline as staff read it ('Resolution in 3 h')."""
+    deadline = breaches.next_deadline(ticket, now)
+    if deadline is None:
         return None
-    if ticket.first_response_due and ticket.first_responded_at is None:
-        label, at = "First response", ticket.first_response_due
-    elif ticket.resolution_due:
-        label, at = "Resolution", ticket.resolution_due
-    elif ticket.kind == "standard" and ticket.effective_due_at:
-        label, at = "Target (no SLA)", ticket.effective_due_at
-    else:
-        return None
-    window = timedelta(minutes=int(current_app.config.get("DASHBOARD_AT_RISK_MINUTES", 60)))
-    if at <= now or ticket.breached:
-        state = "breached"
-    elif at - now <= window:
-        state = "at-risk"
-    else:
-        state = "ok"
-    return Due(label, at, relative(at, now), state)
+    text = "paused" if deadline.state == "paused" else relative(deadline.due, now)
+    return Due(deadline.label, deadline.due, text, deadline.state)
 
 
 def _filters() -> Filters:

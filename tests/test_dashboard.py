@@ -423,6 +423,28 @@ def test_waiting_on_client_pauses_and_resumes_the_clock(client, site, staff, smt
     assert bogus.status_code == 422
 
 
+def test_queue_shows_a_paused_clock_not_a_breach_and_judges_each_target_apart(
+    client, site, staff, smtp_server
+):
+    waiting = new_request(sla_site(site), subject="Waiting for the client's logo")
+    responded = new_request(site, subject="First response was late")
+    login(client, "bob@agency.test")
+    assert post_action(client, waiting, "status", status="waiting_on_client").status_code == 303
+    # Staff answered, asked for the logo; the wall clock passes the paused resolution time,
+    # the SLA clock does not run.
+    waiting.first_responded_at = utcnow()
+    waiting.resolution_due = utcnow() - timedelta(hours=1)
+    # The other missed its first response, then got one: its resolution is what counts now.
+    responded.breached, responded.first_responded_at = ["first_response"], utcnow()
+    responded.resolution_due = utcnow() + timedelta(hours=5)
+    db.session.commit()
+    page = client.get("/dashboard/").get_data(as_text=True)
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"(SUP-\d+)</a>(.*?)</tr>", page, re.S)}
+    assert "clock paused" in rows[waiting.reference] and "breached" not in rows[waiting.reference]
+    assert "Resolution in 4 h" in rows[responded.reference]
+    assert "breached" not in rows[responded.reference]
+
+
 def test_acknowledge_and_downgrade_an_emergency(client, site, staff, smtp_server):
     ticket = new_emergency(site)
     login(client, "bob@agency.test")
