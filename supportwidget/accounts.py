@@ -39,6 +39,40 @@ def find_plan(name: str) -> SlaPlan:
     return plan
 
 
+def client_name(name: str | None, client: Client | None = None) -> str:
+    """Return a client's name: given, at most 120 characters, not another client's."""
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise AccountError("A client needs a name of at most 120 characters.")
+    query = sa.select(Client.id).where(Client.name == name)
+    if client is not None and client.id is not None:
+        query = query.where(Client.id != client.id)
+    if db.session.scalar(query) is not None:
+        raise AccountError(f"A client named {name!r} already exists.")
+    return name
+
+
+def site_name(name: str | None, url: str) -> str:
+    """Return a site's display name: as given (at most 200 characters), else the URL's host."""
+    name = (name or "").strip()
+    if len(name) > 200:
+        raise AccountError("A site name can be at most 200 characters.")
+    return name or urlparse(url.strip()).netloc
+
+
+def staff_identity(name: str | None, email: str | None) -> tuple[str, str]:
+    """Return a new staff member's name and e-mail: both given, the address plausible
+    (they receive every ticket and page) and not already a staff member's."""
+    name, email = (name or "").strip(), (email or "").strip().lower()
+    if not name or len(name) > 120:
+        raise AccountError("A staff member needs a name of at most 120 characters.")
+    if not EMAIL.match(email) or len(email) > 254:
+        raise AccountError(f"{email!r} is not a valid e-mail address.")
+    if db.session.scalar(sa.select(Staff.id).where(Staff.email == email)) is not None:
+        raise AccountError(f"A staff member with e-mail {email!r} already exists.")
+    return name, email
+
+
 def contact_emails(emails: list[str]) -> list[str]:
     """Return client contact addresses, lower-cased; at least one, each plausible."""
     cleaned = [e.strip().lower() for e in emails if e.strip()]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 import sqlalchemy as sa
 from flask import (
@@ -37,12 +36,7 @@ def _lines(text: str | None) -> list[str]:
 
 def save_client(client: Client, form: MultiDict[str, str]) -> None:
     """Apply the client form: name, contacts, contract and emergency rate."""
-    name = form.get("name", "").strip()
-    if not name or len(name) > 120:
-        raise AccountError("A client needs a name of at most 120 characters.")
-    other = db.session.scalar(sa.select(Client).where(Client.name == name, Client.id != client.id))
-    if other is not None:
-        raise AccountError(f"A client named {name!r} already exists.")
+    name = accounts.client_name(form.get("name"), client)
     emails = accounts.contact_emails(_lines(form.get("emails")))
     rate = accounts.hourly_rate(form.get("hourly_rate"), "The hourly rate")
     accounts.set_contract(
@@ -63,7 +57,7 @@ def save_site(site: Site, form: MultiDict[str, str]) -> None:
     if color and not COLOR.match(color):
         raise AccountError("The colour must be a hex colour like #0b5fff.")
     site.url, site.allowed_origins, site.label, site.color = url, origins, label, color
-    site.name = form.get("name", "").strip()[:200] or urlparse(url).netloc
+    site.name = accounts.site_name(form.get("name"), url)
     site.enabled = form.get("enabled", "y") in ("y", "on")
 
 

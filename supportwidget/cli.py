@@ -6,7 +6,6 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlparse
 
 import click
 import sqlalchemy as sa
@@ -62,9 +61,8 @@ def client_add(
     hourly_rate: str | None,
 ) -> None:
     """Register a client."""
-    if db.session.scalar(sa.select(Client).where(Client.name == name)):
-        fail(f"A client named {name!r} already exists.")
     with explained():
+        name = accounts.client_name(name)
         client = Client(name=name, emails=accounts.contact_emails(list(emails)))
         accounts.set_contract(client, plan_name, sla_start, sla_end)
         client.hourly_rate = accounts.hourly_rate(hourly_rate)
@@ -106,7 +104,8 @@ def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | N
     client = find_client(client_name)
     with explained():
         allowed = accounts.allowed_origins(url, list(origins))
-    site = Site(client=client, url=url, name=name or urlparse(url).netloc, allowed_origins=allowed)
+        name = accounts.site_name(name, url)
+    site = Site(client=client, url=url, name=name, allowed_origins=allowed)
     db.session.add(site)
     db.session.commit()
     click.echo(f"Site {site.name} added for {client.name}. Site key: {site.site_key}")
@@ -126,10 +125,8 @@ def staff_add(
     name: str, email: str, phone: str | None, on_call: bool, admin: bool, password: str | None
 ) -> None:
     """Add a staff member."""
-    email = email.strip().lower()
-    if db.session.scalar(sa.select(Staff).where(Staff.email == email)):
-        fail(f"A staff member with e-mail {email!r} already exists.")
     with explained():
+        name, email = accounts.staff_identity(name, email)
         phone = accounts.staff_phone(phone)
     member = Staff(
         name=name, email=email, phone=phone, on_call=on_call, role="admin" if admin else "agent"

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from supportwidget import sla, tickets, tokens
-from supportwidget.models import Client, SlaPause, SlaPlan, Ticket, db
+from supportwidget.models import Client, Site, SlaPause, SlaPlan, Staff, Ticket, db
 
 from conftest import form_token, standard_fields
 
@@ -340,9 +340,20 @@ def test_client_contract_needs_a_known_client(runner, app):
             ["staff", "add", "--name", "Eve", "--email", "eve@agency.test", "--phone", "0770"],
             "E.164",
         ),
+        (["client", "add", "N" * 121, "--email", "o@b.test"], "name of at most 120 characters"),
+        (["staff", "add", "--name", "Eve", "--email", "not-an-email"], "not a valid e-mail"),
+        (["staff", "add", "--name", "E" * 121, "--email", "eve@agency.test"], "at most 120"),
     ],
 )
 def test_cli_applies_the_same_account_rules_as_the_admin_pages(runner, app, args, message):
     code, output = invoke(runner, *args)
     assert code != 0 and message in output
     assert db.session.scalar(sa.select(sa.func.count(Client.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(Staff.id))) == 0
+
+
+def test_site_add_refuses_an_overlong_name_as_the_admin_page_does(runner, site):
+    args = ["site", "add", "--client", "Acme Shop", "--url", "https://b.test", "--name", "S" * 201]
+    code, output = invoke(runner, *args)
+    assert code != 0 and "at most 200 characters" in output
+    assert db.session.scalar(sa.select(sa.func.count(Site.id))) == 1
