@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from flask import current_app
 from flask_babel import gettext
@@ -51,18 +50,3 @@ def read_status_token(token: str) -> int:
         return int(URLSafeSerializer(current_app.config["SECRET_KEY"], salt="status").loads(token))
     except (BadSignature, ValueError, TypeError) as exc:
         raise TokenError(gettext("This status link is not valid.")) from exc
-
-
-def signed(payload: dict[str, Any], salt: str) -> str:
-    """Sign a payload for a link that expires (acknowledgement links)."""
-    return _timed(salt).dumps(payload)
-
-
-def read_signed(token: str, salt: str, max_age: int) -> dict[str, Any]:
-    """Return a signed payload, or raise TokenError."""
-    try:
-        return dict(_timed(salt).loads(token, max_age=max_age))
-    except SignatureExpired as exc:
-        raise TokenError(gettext("This link has expired.")) from exc
-    except BadSignature as exc:
-        raise TokenError(gettext("This link is not valid.")) from exc
