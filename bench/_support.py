@@ -367,6 +367,22 @@ def vonage_settings(standin: Any) -> dict[str, str]:
     }
 
 
+def load_arguments(doc: str, seconds: float) -> argparse.ArgumentParser:
+    """Return the options every load bench takes: --seconds, --threads, --keep."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the folder with logs")
+    return parser
+
+
+def print_error_samples(*results: Result) -> None:
+    """Print the first failed requests of each phase, so an error rate can be read."""
+    for result in results:
+        for sample in result.samples:
+            print("  error sample:", sample)
+
+
 def run_in_tempdir(prefix: str, args: argparse.Namespace, measure: Callable[..., None]) -> None:
     """Run `measure(args, folder)` in a throw-away folder; stop servers on SIGTERM too."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so servers are stopped

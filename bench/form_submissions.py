@@ -38,9 +38,11 @@ from _support import (
     flask_cmd,
     form_body,
     free_port,
+    load_arguments,
     make_png,
     multipart_body,
     percentile,
+    print_error_samples,
     require,
     run_in_tempdir,
     run_load,
@@ -195,18 +197,12 @@ def report(
     ratio = plain.rate("post") / base if base else 0.0
     verdict = "meets" if ratio >= TARGET else "BELOW"
     print(f"ratio without screenshot {ratio:.2f}: {verdict} the target of {TARGET}")
-    for result in (floor, pairs, plain, shots):
-        for sample in result.samples:
-            print("  error sample:", sample)
+    print_error_samples(floor, pairs, plain, shots)
 
 
 def main() -> None:
     """Parse arguments and run the bench in a temporary folder."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--keep", action="store_true", help="keep the folder with logs")
-    args = parser.parse_args()
+    args = load_arguments(__doc__, seconds=10).parse_args()
     run_in_tempdir("sw-bench-forms-", args, measure)
 
 

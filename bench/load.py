@@ -39,7 +39,9 @@ from _support import (
     flask_cmd,
     form_body,
     free_port,
+    load_arguments,
     percentile,
+    print_error_samples,
     require,
     run_in_tempdir,
     run_load,
@@ -281,18 +283,13 @@ def report(
         f"submissions/s over floor: {ratio:.2f} ({verdict} the target of {TARGET}); "
         f"all requests/s over floor: {total_ratio:.2f}"
     )
-    for result in (floor, mix):
-        for sample in result.samples:
-            print("  error sample:", sample)
+    print_error_samples(floor, mix)
 
 
 def main() -> None:
     """Parse arguments, refuse to race the test suite, run in a temporary folder."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--threads", type=int, default=8)
+    parser = load_arguments(__doc__, seconds=60)
     parser.add_argument("--drain", type=float, default=300, help="max seconds to drain")
-    parser.add_argument("--keep", action="store_true", help="keep the folder with logs")
     parser.add_argument("--ignore-tests", action="store_true", help="run even if pytest runs")
     args = parser.parse_args()
     if not args.ignore_tests and (running_tests := tests_running()):
