@@ -392,3 +392,11 @@ def test_a_delivery_receipt_without_message_id_is_refused(client, site):
     assert client.post("/webhooks/vonage/status", data=params).status_code == 400
     db.session.refresh(row)
     assert row.delivery_status is None
+
+
+def test_a_call_back_phone_on_two_lines_is_refused(client, site, vonage_standin):
+    response = report(client, site, callback_phone="+44 7700 900123\r\nCall +1 900 555 0100")
+    assert response.status_code == 422
+    assert "without line breaks" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
+    assert vonage_standin.requests == []

@@ -172,6 +172,25 @@ def test_validation_messages_in_german(client: FlaskClient, site: Site) -> None:
 @pytest.mark.parametrize(
     ("language", "message"),
     [
+        (
+            "fr",
+            "Veuillez écrire ceci sur une seule ligne, "
+            "sans saut de ligne ni caractère de contrôle.",
+        ),
+        ("de", "Bitte schreiben Sie dies in eine Zeile, ohne Zeilenumbrüche oder Steuerzeichen."),
+    ],
+)
+def test_a_subject_on_two_lines_is_refused_in_the_page_language(
+    client: FlaskClient, site: Site, language: str, message: str
+) -> None:
+    response = submit(client, site, f"?locale={language}", subject="Broken\r\nBcc: x@example.com")
+    assert response.status_code == 422
+    assert message in text(response)
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
         ("fr", "N&#39;est pas une date valide."),
         ("de", "Kein gültiges Datum."),
         ("en", "Not a valid date value."),
