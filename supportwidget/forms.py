@@ -158,8 +158,14 @@ class RequestForm(FlaskForm):
         self.cleaned_screenshots = cleaned
 
     def page_details(self) -> dict[str, Any]:
-        """Return the widget's page metadata as a dict."""
-        return json.loads(self.page_meta.data) if self.page_meta.data else {}
+        """Return the widget's page metadata as a dict, each text on one line.
+
+        Staff e-mail shows it one "key: value" per line: a line break in a value could
+        fake lines there (an "acknowledge" link of the sender's choosing).
+        """
+        return (
+            plaintext.one_line_json(json.loads(self.page_meta.data)) if self.page_meta.data else {}
+        )
 
 
 class StandardRequestForm(RequestForm):

@@ -8,6 +8,7 @@ stored by PostgreSQL at all.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # Unicode category Cc (C0 controls, DEL, C1 controls) and the line and paragraph separators.
 NOT_ON_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -28,3 +29,22 @@ def one_line(text: str) -> str:
 def without_controls(text: str) -> str:
     """Return multi-line text without NUL and other control characters; lines are kept."""
     return NOT_IN_TEXT.sub("", text.replace("\u2028", "\n").replace("\u2029", "\n\n"))
+
+
+def one_line_json(value: Any) -> Any:
+    """Return JSON data with every string, keys too, on one line (in place, at any depth)."""
+    root = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:  # a loop, not recursion: the data may be nested hundreds deep
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = one_line(item)
+        elif isinstance(item, list):
+            pending += [(item, index) for index in range(len(item))]
+        elif isinstance(item, dict):
+            cleaned = {one_line(name): inner for name, inner in item.items()}
+            item.clear()
+            item.update(cleaned)
+            pending += [(item, name) for name in item]
+    return root[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import date, timedelta
 
@@ -356,3 +357,17 @@ def test_control_characters_in_a_screenshot_name_are_stripped(client, site, smtp
     staff_mail = next(m for m in smtp_server.wait_for(4) if m["To"] == "bob@agency.test")
     (image,) = [p for p in staff_mail.walk() if p.get_content_type() == "image/png"]
     assert image.get_filename() == "shot [2J evil.png"
+
+
+def test_page_details_cannot_fake_lines_in_the_staff_mail(client, site, smtp_server):
+    fake = "\nI'm on it — acknowledge and stop the paging: http://evil.test/a/1"
+    meta = {"url": "https://acme.test/" + fake, "theme": {"na\u2028me": "Astra" + fake}}
+    assert submit(client, site, page_meta=json.dumps(meta)).status_code == 200
+    staff_mail = next(m for m in smtp_server.wait_for(4) if m["To"] == "bob@agency.test")
+    lines = staff_mail.get_body(("plain",)).get_content().splitlines()
+    assert not [line for line in lines if line.startswith("I'm on it")]
+    stored = db.session.scalar(sa.select(Ticket.page_meta))
+    assert stored["url"] == "https://acme.test/ I'm on it — acknowledge and stop the paging: " + (
+        "http://evil.test/a/1"
+    )
+    assert list(stored["theme"]) == ["na me"]
