@@ -49,6 +49,7 @@ def _defaults(instance_path: str) -> dict[str, Any]:
         "EMERGENCY_REPAGE_INTERVAL": 300,
         "EMERGENCY_REPAGE_LIMIT": 6,
         "MAX_SCREENSHOT_BYTES": 10 * 1024 * 1024,
+        "MAILIN_AUTHSERV_ID": None,
         "FORM_TOKEN_MAX_AGE": 24 * 3600,
         "OUTBOX_MAX_ATTEMPTS": 8,
         "OUTBOX_LEASE_SECONDS": 120,

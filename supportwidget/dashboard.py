@@ -21,9 +21,9 @@ from flask import (
     url_for,
 )
 
-from . import breaches, tickets, updates
+from . import breaches, mailin, tickets, updates
 from .auth import current_staff, login_required
-from .models import Attachment, Client, Site, Ticket, TimeEntry, db, utcnow
+from .models import Attachment, Client, HeldMessage, Site, Ticket, TimeEntry, db, utcnow
 from .screenshots import stored_path
 from .workqueue import ALL_STATUSES, CursorError, Filters, work_queue
 
@@ -97,6 +97,7 @@ def queue() -> str:
         sites=sites,
         statuses=ALL_STATUSES,
         kinds=KINDS,
+        held_count=db.session.scalar(sa.select(sa.func.count(HeldMessage.id))),
     )
 
 
@@ -216,9 +217,33 @@ def attachment(attachment_id: int) -> Response:
     return response
 
 
+@bp.get("/held")
+@login_required
+def held_mail() -> str:
+    """List mail-in held because our MTA could not authenticate its sender."""
+    held = db.session.scalars(sa.select(HeldMessage).order_by(HeldMessage.id)).all()
+    return render_template("dashboard/held.html", held=held)
+
+
+@bp.post("/held/<id:held_id>/<decision>")
+@login_required
+def decide_held(held_id: int, decision: str) -> Response:
+    """Accept a held message (file it as if authenticated) or drop it."""
+    held = db.session.get(HeldMessage, held_id)
+    if held is None or decision not in ("accept", "drop"):
+        abort(404, "There is no such held message; someone may have decided on it already.")
+    sender = held.sender
+    if decision == "accept":
+        flash(f"Mail from {sender} accepted: {mailin.accept_held(held, current_staff())}.")
+    else:
+        mailin.drop_held(held, current_staff())
+        flash(f"Mail from {sender} dropped.")
+    return redirect(url_for(".held_mail"), code=303)
+
+
 def init_app(app: Flask) -> None:
     """Bind sign-in, the dashboard, billing, admin pages and the mail-in command."""
-    from . import admin, auth, billing, mailin
+    from . import admin, auth, billing
 
     auth.init_app(app)
     app.register_blueprint(bp)

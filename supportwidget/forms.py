@@ -27,7 +27,7 @@ from wtforms.fields import SelectChoice
 from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
-from . import tokens
+from . import plaintext, tokens
 from .models import utcnow
 from .screenshots import Screenshot, ScreenshotError, clean_screenshot
 
@@ -68,6 +68,14 @@ def not_in_the_past(form: Any, field: Any) -> None:
         raise ValidationError(gettext("The date can't be in the past."))
 
 
+def one_line_only(form: Any, field: Any) -> None:
+    """Refuse line breaks and control characters in a field that lands in a header or line."""
+    if field.data and not plaintext.is_one_line(field.data):
+        raise ValidationError(
+            gettext("Please write this on one line, without line breaks or control characters.")
+        )
+
+
 def valid_page_meta(form: Any, field: Any) -> None:
     """Accept only a small JSON object from the widget."""
     if not field.data:
@@ -101,14 +109,20 @@ class RequestForm(FlaskForm):
             return wtforms_catalog(str(get_locale()))
 
     subject = StringField(
-        _l("Subject"), validators=[DataRequired(_l("Please give a short subject.")), Length(3, 150)]
+        _l("Subject"),
+        validators=[
+            DataRequired(_l("Please give a short subject.")),
+            Length(3, 150),
+            one_line_only,
+        ],
     )
     description = TextAreaField(
         _l("Description"),
         validators=[DataRequired(_l("Please describe the problem.")), Length(10, 20_000)],
     )
     name = StringField(
-        _l("Your name"), validators=[DataRequired(_l("Please give your name.")), Length(max=120)]
+        _l("Your name"),
+        validators=[DataRequired(_l("Please give your name.")), Length(max=120), one_line_only],
     )
     email = EmailField(
         _l("Your e-mail"),
@@ -144,14 +158,20 @@ class RequestForm(FlaskForm):
         self.cleaned_screenshots = cleaned
 
     def page_details(self) -> dict[str, Any]:
-        """Return the widget's page metadata as a dict."""
-        return json.loads(self.page_meta.data) if self.page_meta.data else {}
+        """Return the widget's page metadata as a dict, each text on one line.
+
+        Staff e-mail shows it one "key: value" per line: a line break in a value could
+        fake lines there (an "acknowledge" link of the sender's choosing).
+        """
+        return (
+            plaintext.one_line_json(json.loads(self.page_meta.data)) if self.page_meta.data else {}
+        )
 
 
 class StandardRequestForm(RequestForm):
     needed_by = DateField(_l("Needed by (optional)"), validators=[Optional(), not_in_the_past])
     urgency_note = StringField(
-        _l("Why by then? (optional)"), validators=[Optional(), Length(max=500)]
+        _l("Why by then? (optional)"), validators=[Optional(), Length(max=500), one_line_only]
     )
 
 
@@ -162,7 +182,7 @@ class EmergencyForm(RequestForm):
         validators=[DataRequired(_l("Please choose what is happening."))],
     )
     callback_phone = StringField(
-        _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40)]
+        _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40), one_line_only]
     )
     billing_consent = BooleanField(_l("I understand and agree"))
 

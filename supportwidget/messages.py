@@ -67,6 +67,8 @@ def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "emergency_url": public_url(f"/s/{ticket.site.site_key}/emergency"),
         "agency": current_app.config["AGENCY_NAME"],
         "mail_domain": _mail_domain(),
+        # Whether requester mail may repeat their own words (subject, name, phone).
+        "vouched": ticket.requester_vouched_for,
         # Only the requester's mail says what to expect; it costs a queue count, so not for staff.
         **({"expectation": expectation(ticket)} if extra.pop("for_requester", False) else {}),
         **extra,

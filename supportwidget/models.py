@@ -222,6 +222,17 @@ class Ticket(db.Model):
     def is_open(self) -> bool:
         return self.status not in ("resolved", "closed")
 
+    @property
+    def requester_vouched_for(self) -> bool:
+        """Tell whether the requester's address is known to be theirs: signed or a contact.
+
+        Anyone can type someone else's address into a public form; mail to an address
+        nobody vouched for must not carry the sender's own words to a stranger.
+        """
+        address = self.requester_email.strip().lower()
+        contacts = {e.strip().lower() for e in self.site.client.emails or []}
+        return self.identity_verified or address in contacts
+
     def update_queue_rank(self) -> None:
         """Recompute where the ticket sorts: emergencies first, closed work last."""
         if not self.is_open:
@@ -333,3 +344,25 @@ class HandledMessage(db.Model):
         except IntegrityError:
             return False
         return True
+
+
+class HeldMessage(db.Model):
+    """Mail-in our MTA could not authenticate that would have threaded or opened a ticket.
+
+    Kept, not acted on, until a member of staff accepts it (it is then filed as if the
+    sender had been authenticated) or drops it.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The message's mail-in key: the MTA's retry of the same message is held only once.
+    key: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    sender: Mapped[str] = mapped_column(sa.String(254))
+    sender_name: Mapped[str] = mapped_column(sa.String(120))
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    preview: Mapped[str] = mapped_column(sa.Text)
+    # What filing it would do ("reply to SUP-3", "new ticket for Acme Shop").
+    target: Mapped[str] = mapped_column(sa.String(200))
+    # What our MTA's Authentication-Results said.
+    evidence: Mapped[str] = mapped_column(sa.String(500))
+    raw: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -12,6 +12,8 @@ from pathlib import Path
 from flask_babel import gettext
 from PIL import Image, UnidentifiedImageError
 
+from . import plaintext
+
 MAX_PIXELS = 40_000_000
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
 # JPEG stays JPEG (photos); everything else becomes PNG, which is lossless for screenshots.
@@ -39,7 +41,8 @@ class Screenshot:
 
 def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:
     """Decode an upload with Pillow and re-encode it without metadata, or raise."""
-    name = os.path.basename(filename or "screenshot")[:100] or "screenshot"
+    # The name goes into the staff e-mail's headers and the database: one clean line.
+    name = plaintext.one_line(os.path.basename(filename or "screenshot"))[:100] or "screenshot"
     if len(raw) > max_bytes:
         raise ScreenshotError(
             gettext(

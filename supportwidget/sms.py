@@ -331,6 +331,15 @@ def _signed_payload(params: Mapping[str, str]) -> str:
     return "".join(pairs)
 
 
+def signed_digest(params: Mapping[str, str]) -> str:
+    """Return a digest of what the signature covers: the same message, however it is dressed.
+
+    The signature is a function of this payload alone, so a replay with the `sig` in
+    another case, or with parameters regrouped into the same string, has the same digest.
+    """
+    return hashlib.sha256(_signed_payload(params).encode("utf-8")).hexdigest()
+
+
 def verify_signature(
     params: Mapping[str, str],
     secret: str,

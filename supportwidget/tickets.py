@@ -31,6 +31,8 @@ class Request:
     nonce: str | None = None
     identity_verified: bool = False
     locale: str | None = None
+    # How mail-in checked the sender ("authenticated", "not verified" …); None for forms.
+    sender_check: str | None = None
 
 
 def find_by_nonce(nonce: str | None) -> Ticket | None:
@@ -80,7 +82,10 @@ def new_ticket(site: Site, request: Request, **fields: Any) -> Ticket:
                 height=shot.height,
             )
         )
-    ticket.events.append(TicketEvent(kind="created", detail={"kind": ticket.kind}))
+    detail = {"kind": ticket.kind}
+    if request.sender_check is not None:
+        detail["sender"] = request.sender_check
+    ticket.events.append(TicketEvent(kind="created", detail=detail))
     return ticket
 
 

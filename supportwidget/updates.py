@@ -171,8 +171,11 @@ def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
     ]
 
 
-def client_reply(ticket: Ticket, body: str, from_address: str) -> None:
-    """Add the requester's e-mailed answer to the ticket and tell staff; resumes the clock."""
+def client_reply(ticket: Ticket, body: str, from_address: str, sender_check: str) -> None:
+    """Add the requester's e-mailed answer to the ticket and tell staff; resumes the clock.
+
+    `sender_check` says how we know the mail is theirs ("authenticated", "not verified" …).
+    """
     if from_address.strip().lower() != ticket.requester_email.strip().lower():
         raise UpdateError(f"Only the requester can reply to {ticket.reference} by e-mail.")
     body = (body or "").strip()[:MAX_BODY] or "(empty message)"
@@ -183,7 +186,12 @@ def client_reply(ticket: Ticket, body: str, from_address: str) -> None:
     ticket.events.append(
         TicketEvent(
             kind="client_reply",
-            detail={"body": body, "from": from_address, "status_from": previous},
+            detail={
+                "body": body,
+                "from": from_address,
+                "status_from": previous,
+                "sender": sender_check,
+            },
         )
     )
     rows = messages.email_staff(

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from . import emergencies, outbox, tickets
 from .models import HandledMessage, Notification, Staff, db, parse_id
-from .sms import verify_signature
+from .sms import signed_digest, verify_signature
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -23,6 +23,10 @@ def signed_params() -> dict[str, str]:
     body = request.get_json(silent=True) if request.is_json else None
     if isinstance(body, dict):  # a JSON list or number is no Vonage webhook: unsigned, so 403
         params.update({k: str(v) for k, v in body.items()})
+    # Vonage signs "&name=value" pairs with & and = in values made "_", but not in names:
+    # a name holding them can regroup a captured message into other parameters.
+    if any("&" in name or "=" in name for name in params):
+        abort(403, "Parameter names may not contain & or =.")
     secret = current_app.config.get("VONAGE_SIGNATURE_SECRET")
     if not secret:
         log.error("VONAGE_SIGNATURE_SECRET is not set: refusing an unsigned webhook")
@@ -30,17 +34,20 @@ def signed_params() -> dict[str, str]:
     method = current_app.config.get("VONAGE_SIGNATURE_METHOD") or "md5hash"
     if not verify_signature(params, secret, method, max_age=300):
         abort(403, "Invalid or stale signature.")
+    if not params.get("messageId"):
+        abort(400, "The webhook has no messageId.")
     return params
 
 
-def first_receipt(key: str) -> None:
-    """Mark a webhook message id as handled; abort 409 when it was already (a replay).
+def first_receipt(params: dict[str, str], key: str) -> None:
+    """Mark a webhook message and its signed payload as handled; abort 409 on a replay.
 
     The mark joins the transaction of the work it guards: if that work fails (a locked
     database), nothing is marked and Vonage's retry of the same message is handled.
     """
-    if not HandledMessage.first_time(key):
-        abort(409, "This message was already received.")
+    for mark in (key, "signed:" + signed_digest(params)):
+        if not HandledMessage.first_time(mark):
+            abort(409, "This message was already received.")
 
 
 def handled() -> Response:
@@ -53,7 +60,7 @@ def handled() -> Response:
 def inbound_sms() -> Response:
     """Acknowledge an emergency from a staff member's 'ACK 12' reply."""
     params = signed_params()
-    first_receipt("in:" + (params.get("messageId") or params.get("sig", "")))
+    first_receipt(params, "in:" + params["messageId"])
     member = db.session.scalar(
         sa.select(Staff).where(Staff.phone == "+" + params.get("msisdn", ""))
     )
@@ -76,13 +83,11 @@ def delivery_receipt() -> Response:
     """Store an SMS delivery receipt; a failed delivery counts as not paged."""
     params = signed_params()
     status = params.get("status", "").lower()
-    first_receipt(
-        f"dlr:{params.get('messageId', '')}:{status}:{params.get('message-timestamp', '')}"
-    )
+    first_receipt(params, f"dlr:{params['messageId']}:{status}:{params.get('message-timestamp')}")
     row = None
     if (row_id := parse_id(params.get("client-ref"))) is not None:
         row = db.session.get(Notification, row_id)
-    if row is None and params.get("messageId"):
+    if row is None:
         row = db.session.scalar(
             sa.select(Notification).where(Notification.provider_id == params["messageId"])
         )

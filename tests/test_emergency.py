@@ -337,3 +337,66 @@ def test_failed_delivery_receipt_is_stored_and_reported(client, site, smtp_serve
     assert any("Could not page Bob" in m["Subject"] for m in smtp_server.wait_for(9))
     # The same receipt again is a replay.
     assert client.post("/webhooks/vonage/status", data=params).status_code == 409
+
+
+def three_open_emergencies(client, site):
+    """File three emergencies (all paged to Alice) and return them oldest first."""
+    for n in range(3):
+        report(client, site, subject=f"Shop down, report {n}")
+    return db.session.scalars(sa.select(Ticket).order_by(Ticket.id)).all()
+
+
+def folded(params):
+    """Fold messageId into the name of the parameter before it: the signed string is unchanged."""
+    replay = {k: v for k, v in params.items() if k not in ("messageId", "message-timestamp")}
+    replay[f"message-timestamp={params['message-timestamp']}&messageId"] = params["messageId"]
+    return replay
+
+
+def test_a_captured_ack_replayed_with_messageid_folded_into_a_name_is_refused(client, site):
+    first, second, third = three_open_emergencies(client, site)
+    genuine = md5_signed(
+        {
+            "msisdn": ALICE,
+            "to": "447700900999",
+            "messageId": "0A0000001",
+            "message-timestamp": "2026-11-26 03:00:00",
+            "text": "ACK",
+            "type": "text",
+        }
+    )
+    assert client.post("/webhooks/vonage/inbound", data=genuine).status_code == 204
+    replay = folded(genuine)
+    assert client.post("/webhooks/vonage/inbound", data=replay).status_code == 403
+    # The same replay with the signature in upper case (it compares case-blind).
+    shouted = {**replay, "sig": replay["sig"].upper()}
+    assert client.post("/webhooks/vonage/inbound", data=shouted).status_code == 403
+    db.session.expire_all()
+    assert third.acknowledged_by.name == "Alice"  # the genuine ACK took the newest
+    assert (first.acknowledged_at, second.acknowledged_at) == (None, None)
+
+
+def test_an_inbound_sms_without_message_id_is_refused(client, site):
+    (ticket, *_) = three_open_emergencies(client, site)
+    params = md5_signed({"msisdn": ALICE, "to": "447700900999", "text": f"ACK {ticket.id}"})
+    response = client.post("/webhooks/vonage/inbound", data=params)
+    assert response.status_code == 400 and "messageId" in response.get_data(as_text=True)
+    db.session.refresh(ticket)
+    assert ticket.acknowledged_at is None
+
+
+def test_a_delivery_receipt_without_message_id_is_refused(client, site):
+    report(client, site)
+    row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + BOB))
+    params = md5_signed({"msisdn": BOB, "status": "failed", "client-ref": str(row.id)})
+    assert client.post("/webhooks/vonage/status", data=params).status_code == 400
+    db.session.refresh(row)
+    assert row.delivery_status is None
+
+
+def test_a_call_back_phone_on_two_lines_is_refused(client, site, vonage_standin):
+    response = report(client, site, callback_phone="+44 7700 900123\r\nCall +1 900 555 0100")
+    assert response.status_code == 422
+    assert "without line breaks" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
+    assert vonage_standin.requests == []

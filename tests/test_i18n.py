@@ -172,6 +172,25 @@ def test_validation_messages_in_german(client: FlaskClient, site: Site) -> None:
 @pytest.mark.parametrize(
     ("language", "message"),
     [
+        (
+            "fr",
+            "Veuillez écrire ceci sur une seule ligne, "
+            "sans saut de ligne ni caractère de contrôle.",
+        ),
+        ("de", "Bitte schreiben Sie dies in eine Zeile, ohne Zeilenumbrüche oder Steuerzeichen."),
+    ],
+)
+def test_a_subject_on_two_lines_is_refused_in_the_page_language(
+    client: FlaskClient, site: Site, language: str, message: str
+) -> None:
+    response = submit(client, site, f"?locale={language}", subject="Broken\r\nBcc: x@example.com")
+    assert response.status_code == 422
+    assert message in text(response)
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
         ("fr", "N&#39;est pas une date valide."),
         ("de", "Kein gültiges Datum."),
         ("en", "Not a valid date value."),
@@ -257,9 +276,16 @@ def body(message: Any) -> str:
     return " ".join(message.get_body(("plain",)).get_content().split())
 
 
+def a_client_contact(site: Site, address: str = "jane@example.com") -> None:
+    """Make the requester a contact of the client: mail to them may repeat their words."""
+    site.client.emails = [*site.client.emails, address]
+    db.session.commit()
+
+
 def test_requester_mail_in_ticket_language_staff_mail_in_english(
     client: FlaskClient, site: Site, smtp_server: Any
 ) -> None:
+    a_client_contact(site)
     ticket = filed(submit(client, site, "?locale=de"))
     assert ticket.locale == "de"
     mail = by_recipient(smtp_server.wait_for(4))
@@ -288,11 +314,28 @@ def test_requester_mail_in_ticket_language_staff_mail_in_english(
 def test_english_request_gets_english_mail(
     client: FlaskClient, site: Site, smtp_server: Any
 ) -> None:
+    a_client_contact(site)
     ticket = filed(submit(client, site))
     assert ticket.locale == "en"
     requester = by_recipient(smtp_server.wait_for(4))["jane@example.com"]
     assert requester["Subject"].startswith(f"[{ticket.reference}] We have your request:")
     assert f"Thank you, we have your request {ticket.reference}." in body(requester)
+
+
+def test_mail_to_an_unverified_requester_in_german_repeats_nothing(
+    client: FlaskClient, site: Site, smtp_server: Any
+) -> None:
+    ticket = filed(submit(client, site, "?locale=de"))
+    requester = by_recipient(smtp_server.wait_for(4))["jane@example.com"]
+    assert requester["Subject"] == f"[{ticket.reference}] Wir haben Ihre Anfrage erhalten"
+    assert body(requester).startswith("Guten Tag, Vielen Dank")
+    assert "Contact form" not in body(requester) and "Jane" not in body(requester)
+    smtp_server.clear()
+    alice = db.session.scalar(sa.select(Staff).where(Staff.email == "alice@agency.test"))
+    updates.change_status(ticket, alice, "resolved")
+    status = by_recipient(smtp_server.wait_for(1))["jane@example.com"]
+    assert status["Subject"] == f"[{ticket.reference}] Gelöst"
+    assert f"Ihre Anfrage {ticket.reference} hat jetzt den Status: Gelöst." in body(status)
 
 
 # Chromium

@@ -232,3 +232,71 @@ def test_database_unreachable_asks_the_mta_to_retry(tmp_path: Path, site):
         db.engine.dispose()
     assert result.exit_code == 75, result.output
     assert "database unavailable" in result.output
+
+
+def test_without_authserv_id_a_reply_threads_and_the_ticket_says_sender_not_verified(
+    client, runner, site, smtp_server
+):
+    from test_dashboard import PASSWORD, login
+
+    ticket = new_request(site)
+    assert (
+        "reply added" in pipe(runner, mail("jane@example.com", f"[{ticket.reference}] more")).output
+    )
+    opened = pipe(runner, mail("owner@acme.test", "New menu entry please"))
+    assert "opened SUP-" in opened.output
+    bob = db.session.scalar(sa.select(Staff).where(Staff.name == "Bob"))
+    bob.set_password(PASSWORD)
+    db.session.commit()
+    login(client, "bob@agency.test")
+    for reference in (ticket.reference, opened.output.split("opened ")[1].strip()):
+        page = client.get(f"/dashboard/tickets/{reference}").get_data(as_text=True)
+        assert "sender not verified" in page
+
+
+def nested_mime(depth):
+    head = b"From: owner@acme.test\r\nSubject: deep\r\nMessage-ID: <deep@x.test>\r\n"
+    opening = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+        for n in range(depth)
+    )
+    closing = b"".join(b"--b%d--\r\n" % n for n in reversed(range(depth)))
+    return head + opening + b"Content-Type: text/plain\r\n\r\nhello\r\n" + closing
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (nested_mime(3000), "MIME parts nested too deeply"),
+        (
+            b"From: =?utf-8?q?Jane=0D=0ABcc:_v@x.test?= <jane@example.com>\r\n\r\nhi",
+            "unreadable From header",
+        ),
+        (b"From: =?utf-8?q?a=00b?=@example.com\r\nSubject: x\r\n\r\nhi", "unreadable From header"),
+        (b"From: owner@acme.test\r\n\r\n" + b"x" * (30 * 1024 * 1024), "message too large"),
+    ],
+    ids=["nested-3000-deep", "encoded-crlf-in-from", "nul-in-from-address", "too-large"],
+)
+def test_a_message_that_can_never_be_filed_bounces_with_a_reason(runner, site, raw, reason):
+    result = pipe(runner, raw)
+    assert result.exit_code == 65, result.output
+    assert f"mail-in: cannot be filed, {reason}" in result.output
+    assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
+    assert db.session.scalar(sa.select(sa.func.count(Notification.id))) == 0
+
+
+def test_control_characters_in_a_client_mail_are_cleaned_and_it_is_filed(runner, site):
+    # On PostgreSQL a NUL anywhere once meant "database unavailable": retried for days.
+    msg = mail(
+        "=?utf-8?q?Acme=00_Owner=1B?= <owner@acme.test>", "-", "Line one\x00\nline two\x1b[2J"
+    )
+    msg.add_attachment(png_bytes(), maintype="image", subtype="png", filename="a\x1bb\x00.png")
+    del msg["Subject"]  # EmailMessage would decode it and write the line break out raw
+    subject = b"Subject: =?utf-8?q?Logo=0D=0ABcc:_x@evil.test=00?=\r\n"
+    result = pipe(runner, subject + msg.as_bytes())
+    assert result.exit_code == 0 and "opened SUP-" in result.output, result.output
+    ticket = db.session.scalar(sa.select(Ticket))
+    assert ticket.subject == "Logo Bcc: x@evil.test"
+    assert ticket.requester_name == "Acme Owner"
+    assert ticket.description == "Line one\nline two[2J"
+    assert [a.filename for a in ticket.attachments] == ["a b .png"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import date, timedelta
 
@@ -321,3 +322,52 @@ def test_every_requester_email_links_the_emergency_form(client, site, template, 
     link = f"http://support.test/s/{site.site_key}/emergency"
     assert link in row.body_text and link in row.body_html
     db.session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Contact form broken\r\nBcc: victim@example.com"),
+        ("subject", "Contact form\x07 broken"),
+        ("name", "Jane\nOwner"),
+        ("name", "Jane\u2028Owner"),
+        ("name", "Jane\x85Owner"),
+        ("urgency_note", "launch \x1b[31mtomorrow"),
+    ],
+)
+def test_one_line_fields_refuse_line_breaks_and_control_characters(
+    client, site, smtp_server, field, value
+):
+    response = submit(client, site, **{field: value})
+    assert response.status_code == 422
+    error = re.search(rf'id="{field}-error">([^<]*)<', response.get_data(as_text=True))
+    assert error and error.group(1) == (
+        "Please write this on one line, without line breaks or control characters."
+    )
+    assert count(Ticket) == 0 and count(Notification) == 0
+
+
+def test_control_characters_in_a_screenshot_name_are_stripped(client, site, smtp_server):
+    # On PostgreSQL a NUL in the file name once answered 503 "try again", forever.
+    name = "shot\x00\x1b[2J\u2028evil.png"
+    response = submit(client, site, files=[(io.BytesIO(png_bytes()), name)])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (attachment,) = db.session.scalars(sa.select(Attachment)).all()
+    assert attachment.filename == "shot [2J evil.png"
+    staff_mail = next(m for m in smtp_server.wait_for(4) if m["To"] == "bob@agency.test")
+    (image,) = [p for p in staff_mail.walk() if p.get_content_type() == "image/png"]
+    assert image.get_filename() == "shot [2J evil.png"
+
+
+def test_page_details_cannot_fake_lines_in_the_staff_mail(client, site, smtp_server):
+    fake = "\nI'm on it — acknowledge and stop the paging: http://evil.test/a/1"
+    meta = {"url": "https://acme.test/" + fake, "theme": {"na\u2028me": "Astra" + fake}}
+    assert submit(client, site, page_meta=json.dumps(meta)).status_code == 200
+    staff_mail = next(m for m in smtp_server.wait_for(4) if m["To"] == "bob@agency.test")
+    lines = staff_mail.get_body(("plain",)).get_content().splitlines()
+    assert not [line for line in lines if line.startswith("I'm on it")]
+    stored = db.session.scalar(sa.select(Ticket.page_meta))
+    assert stored["url"] == "https://acme.test/ I'm on it — acknowledge and stop the paging: " + (
+        "http://evil.test/a/1"
+    )
+    assert list(stored["theme"]) == ["na me"]
