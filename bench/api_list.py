@@ -22,10 +22,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from supportwidget import api, create_app
-from supportwidget.cli import hash_token
-from supportwidget.database import init_schema
+from supportwidget import create_app
 from supportwidget.models import Client, Site, Staff, Ticket, db
+from supportwidget.platform.database import init_schema
+from supportwidget.staff import api
+from supportwidget.staff.cli import hash_token
 
 TOKEN = "sw_bench-token-not-secret"
 STATUSES = ["new"] * 5 + ["in_progress"] * 2 + ["waiting_on_client", "resolved", "closed"]

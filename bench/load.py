@@ -91,7 +91,7 @@ def token_minter(secret: str) -> Any:
     """Return a function that makes a form token as the form page would."""
     from flask import Flask
 
-    from supportwidget import tokens
+    from supportwidget.platform import tokens
 
     app = Flask("bench-tokens")
     app.config["SECRET_KEY"] = secret

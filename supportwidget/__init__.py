@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from jinja2 import ChoiceLoader, FileSystemLoader
 
 log = logging.getLogger("supportwidget")
+# Each domain package keeps its own templates; template names are unique across them.
+TEMPLATE_PACKAGES = ("platform", "intake", "tickets", "emergencies", "sla", "staff")
 
 
 def _secret_key(instance_path: str) -> str:
@@ -72,7 +75,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
         "SUPPORTWIDGET_INSTANCE_PATH"
     )
-    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=instance_path,
+        static_folder="intake/static",  # the requester's assets; staff ones are the dashboard's
+        template_folder=None,
+    )
+    app.jinja_loader = ChoiceLoader(
+        [FileSystemLoader(Path(app.root_path) / name / "templates") for name in TEMPLATE_PACKAGES]
+    )
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(_defaults(app.instance_path))
     if test_config is None:
@@ -92,25 +104,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def _bind(app: Flask) -> None:
     """Bind every extension and register every blueprint and command."""
-    from . import (
-        api,
-        cli,
-        dashboard,
-        database,
-        demo,
-        errors,
-        health,
-        hosted,
-        i18n,
-        limits,
-        logs,
-        mail,
-        models,
-        security,
-        sms,
-        webhooks,
-        worker,
-    )
+    from supportwidget import health, models, worker
+    from supportwidget.demo import seed as demo
+    from supportwidget.emergencies import webhooks
+    from supportwidget.intake import views as hosted
+    from supportwidget.notify.channels import email as mail
+    from supportwidget.notify.channels import sms
+    from supportwidget.platform import database, errors, i18n, limits, logs, security
+    from supportwidget.staff import api, cli, dashboard
 
     # <id:…> in a URL: a row id, so a number too big for a BIGINT is a 404, not a 500.
     app.url_map.converters["id"] = models.IdConverter

@@ -7,8 +7,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 
-from .models import Heartbeat, Notification, db, utcnow
-from .worker import SCHEDULER, queues
+from supportwidget.models import Heartbeat, Notification, db, utcnow
+from supportwidget.worker import SCHEDULER, queues
 
 bp = Blueprint("health", __name__)
 

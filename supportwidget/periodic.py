@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import outbox
+from supportwidget.notify import outbox
 
 # Functions a queued "call" task may run, by name (e.g. a re-page at a set time).
 CALLS: dict[str, Callable[..., Any]] = {}
@@ -13,7 +13,7 @@ CALLS: dict[str, Callable[..., Any]] = {}
 
 def every_minute_mail() -> None:
     """Re-drive e-mail rows that are due or stuck; warn staff of SLA targets about to breach."""
-    from .breaches import warn_breaches
+    from supportwidget.sla.deadlines import warn_breaches
 
     outbox.redrive()
     warn_breaches()

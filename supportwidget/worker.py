@@ -19,7 +19,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 from sqlalchemy.exc import IntegrityError
 
-from .models import Heartbeat, db, utcnow
+from supportwidget.models import Heartbeat, db, utcnow
 
 log = logging.getLogger(__name__)
 SCHEDULER = "scheduler-lease"
@@ -80,7 +80,8 @@ def _in_app(app: Flask, fn: Any) -> Any:
 
 
 def _register(app: Flask, queues: Queues) -> None:
-    from . import outbox, periodic
+    from supportwidget import periodic
+    from supportwidget.notify import outbox
 
     for channel, huey in (("email", queues.mail), ("sms", queues.sms)):
         queues.tasks[channel] = huey.task(name="deliver")(_in_app(app, outbox.deliver))
@@ -172,7 +173,7 @@ class Workers:
 
     def tick(self) -> None:
         """Beat, and if this process holds the lease, run the periodic jobs once."""
-        from . import periodic
+        from supportwidget import periodic
 
         beat(self.name)
         if take_scheduler_lease(self.name, 3 * self.interval):
@@ -193,7 +194,7 @@ class Workers:
 @click.command("worker")
 def worker_command() -> None:
     """Run the notification worker alone (scale-out)."""
-    from .logs import configure
+    from supportwidget.platform.logs import configure
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     configure(app)

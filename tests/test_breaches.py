@@ -9,8 +9,11 @@ import pytest
 import sqlalchemy as sa
 from test_sla import GOLD, filed_at, invoke, london
 
-from supportwidget import breaches, periodic, sla, tickets
+from supportwidget import periodic
 from supportwidget.models import TicketEvent, db, utcnow
+from supportwidget.sla import deadlines as breaches
+from supportwidget.sla import schedules as sla
+from supportwidget.tickets import filing as tickets
 
 STAFF = {"alice@agency.test", "bob@agency.test", "inbox@agency.test"}
 ALWAYS_OPEN = [

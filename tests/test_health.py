@@ -64,7 +64,7 @@ def test_postgresql_connections_carry_timeouts(app, database_url):
 def test_database_url_options_survive_the_timeouts():
     from sqlalchemy.engine import make_url
 
-    from supportwidget.database import postgresql_timeouts
+    from supportwidget.platform.database import postgresql_timeouts
 
     url = make_url("postgresql+psycopg://db/app?options=-csearch_path%3Dtenant&connect_timeout=3")
     args = postgresql_timeouts(url.query, 30_000)

@@ -1,0 +1,1 @@
+"""Notification channels: e-mail (SMTP) and SMS (Vonage)."""
