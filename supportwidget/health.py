@@ -31,7 +31,7 @@ def healthz() -> tuple[Response, int]:
         report.update(status="error", database=f"error: {type(exc).__name__}")
         return jsonify(report), 503
     report["queue"] = queue_status()
-    window = timedelta(seconds=4 * float(current_app.config.get("SCHEDULER_SECONDS", 15)))
+    window = timedelta(seconds=4 * float(current_app.config["SCHEDULER_SECONDS"]))
     fresh = newest is not None and utcnow() - newest < window
     report["worker"] = "ok" if fresh else "no recent heartbeat"
     report["last_heartbeat"] = newest.isoformat() if newest else None

@@ -149,7 +149,7 @@ class Workers:
         q: Queues = app.extensions["supportwidget-queues"]
         self.app = app
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.interval = float(app.config.get("SCHEDULER_SECONDS", 15))
+        self.interval = float(app.config["SCHEDULER_SECONDS"])
         self.consumers = [
             Consumer(q.mail, workers=mail_threads, periodic=False),
             Consumer(q.sms, workers=sms_threads, periodic=False, initial_delay=0.05, max_delay=0.5),
@@ -214,7 +214,7 @@ def worker_command() -> None:
 def init_app(app: Flask) -> None:
     """Create the queues from QUEUE_URL and register the worker command."""
     url = app.config["QUEUE_URL"]
-    immediate = bool(app.config.get("QUEUE_IMMEDIATE"))
+    immediate = bool(app.config["QUEUE_IMMEDIATE"])
     q = Queues(
         mail=make_huey("supportwidget-mail", url, immediate),
         sms=make_huey("supportwidget-sms", url, immediate),

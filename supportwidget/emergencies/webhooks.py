@@ -25,11 +25,11 @@ def signed_params() -> dict[str, str]:
     body = request.get_json(silent=True) if request.is_json else None
     if isinstance(body, dict):  # a JSON list or number is no Vonage webhook: unsigned, so 403
         params.update({k: str(v) for k, v in body.items()})
-    secret = current_app.config.get("VONAGE_SIGNATURE_SECRET")
+    secret = current_app.config["VONAGE_SIGNATURE_SECRET"]
     if not secret:
         log.error("VONAGE_SIGNATURE_SECRET is not set: refusing an unsigned webhook")
         abort(403, "Webhook signatures are not configured on this service.")
-    method = current_app.config.get("VONAGE_SIGNATURE_METHOD") or "md5hash"
+    method = current_app.config["VONAGE_SIGNATURE_METHOD"]
     if not verify_signature(params, secret, method, max_age=300):
         abort(403, "Invalid or stale signature.")
     return params

@@ -115,7 +115,7 @@ def is_automatic(msg: EmailMessage, sender: str) -> bool:
     """Return whether the message is a bounce, auto-reply or list mail: never answer those."""
     auto = str(msg.get("Auto-Submitted", "no")).strip().lower()
     precedence = str(msg.get("Precedence", "")).strip().lower()
-    ours = parseaddr(str(current_app.config.get("MAIL_DEFAULT_SENDER") or ""))[1].lower()
+    ours = parseaddr(str(current_app.config["MAIL_DEFAULT_SENDER"] or ""))[1].lower()
     return (
         auto != "no"
         or precedence in ("bulk", "junk", "list", "auto_reply")

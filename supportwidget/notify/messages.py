@@ -47,7 +47,7 @@ def staff_recipients() -> list[tuple[str, Staff | None]]:
     seen: dict[str, Staff | None] = {}
     for member in db.session.scalars(sa.select(Staff).where(Staff.active).order_by(Staff.id)):
         seen.setdefault(member.email.lower(), member)
-    for address in current_app.config.get("STAFF_NOTIFY_EMAILS") or []:
+    for address in current_app.config["STAFF_NOTIFY_EMAILS"]:
         seen.setdefault(address.lower(), None)
     return list(seen.items())
 

@@ -99,9 +99,9 @@ def init_app(app: Flask) -> None:
     url = make_url(str(app.config["SQLALCHEMY_DATABASE_URI"]))
     if url.get_backend_name() == "postgresql":
         options["connect_args"] = postgresql_timeouts(
-            url.query, int(app.config.get("DATABASE_STATEMENT_TIMEOUT_MS", 30_000))
+            url.query, int(app.config["DATABASE_STATEMENT_TIMEOUT_MS"])
         )
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, render_item=_render_item)
     app.cli.add_command(init_db_command)

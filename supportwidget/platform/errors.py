@@ -55,7 +55,7 @@ def _http_error(exc: HTTPException) -> Response:
 def agency_contact() -> str:
     """Return how to reach the agency directly ('+44 … or help@…'), or ''."""
     cfg = current_app.config
-    ways = [w for w in (cfg.get("AGENCY_PHONE"), cfg.get("AGENCY_EMAIL")) if w]
+    ways = [w for w in (cfg["AGENCY_PHONE"], cfg["AGENCY_EMAIL"]) if w]
     if len(ways) == 2:
         return gettext("%(phone)s or %(email)s", phone=ways[0], email=ways[1])
     return ways[0] if ways else ""

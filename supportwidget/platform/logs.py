@@ -41,13 +41,13 @@ def configure(app: Flask) -> None:
     """Send logs to stderr as text or JSON lines, each with its request id."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    if app.config.get("LOG_FORMAT") == "json":
+    if app.config["LOG_FORMAT"] == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"), handlers=[handler], force=True)
+    logging.basicConfig(level=app.config["LOG_LEVEL"], handlers=[handler], force=True)
     app.logger.removeHandler(default_handler)  # one line per event, through the root handler
 
 

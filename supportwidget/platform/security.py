@@ -42,6 +42,6 @@ def init_app(app: Flask) -> None:
     """Register the headers; trust X-Forwarded-* from PROXY_COUNT proxies (default none)."""
     app.before_request(refuse_nul_characters)
     app.after_request(add_security_headers)
-    proxies = int(app.config.get("PROXY_COUNT", 0))
+    proxies = int(app.config["PROXY_COUNT"])
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

@@ -31,7 +31,7 @@ class Target:
 
 def warning_window() -> timedelta:
     """Return PRE_BREACH_WARNING (business time before a due time; default one hour)."""
-    value = current_app.config.get("PRE_BREACH_WARNING", "1h")
+    value = current_app.config["PRE_BREACH_WARNING"]
     if isinstance(value, timedelta):
         return value
     return parse_duration(str(value))
@@ -66,7 +66,7 @@ def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     never breached. "At risk" is DASHBOARD_AT_RISK_MINUTES of wall-clock time."""
     if not ticket.is_open:
         return None
-    window = timedelta(minutes=int(current_app.config.get("DASHBOARD_AT_RISK_MINUTES", 60)))
+    window = timedelta(minutes=int(current_app.config["DASHBOARD_AT_RISK_MINUTES"]))
     targets = pending_targets(ticket)
     if targets:
         name, due = targets[0].name, targets[0].due

@@ -21,7 +21,6 @@ FCFS_EXPECTATION = lazy_gettext(
     "without a support plan are handled first come, first served."
 )
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
-DEFAULT_HOURS = "mon-fri 09:00-17:30"
 
 
 @functools.lru_cache(maxsize=64)
@@ -43,10 +42,10 @@ def calendar_for(plan: SlaPlan | None) -> BusinessCalendar:
     if plan is None:
         cfg = current_app.config
         return _calendar(
-            cfg.get("DEFAULT_TIMEZONE") or "UTC",
-            cfg.get("DEFAULT_HOURS") or DEFAULT_HOURS,
-            cfg.get("DEFAULT_HOLIDAYS") or None,
-            _as_tuple(cfg.get("DEFAULT_EXTRA_HOLIDAYS")),
+            cfg["DEFAULT_TIMEZONE"],
+            cfg["DEFAULT_HOURS"],
+            cfg["DEFAULT_HOLIDAYS"] or None,
+            _as_tuple(cfg["DEFAULT_EXTRA_HOLIDAYS"]),
         )
     return _calendar(
         plan.timezone, plan.hours, plan.holiday_country or None, _as_tuple(plan.extra_holidays)
@@ -55,7 +54,7 @@ def calendar_for(plan: SlaPlan | None) -> BusinessCalendar:
 
 def default_target() -> timedelta:
     """Return the business time clients without an SLA are queued by (DEFAULT_TARGET)."""
-    value = current_app.config.get("DEFAULT_TARGET", "16h")
+    value = current_app.config["DEFAULT_TARGET"]
     if isinstance(value, timedelta):
         return value
     return parse_duration(str(value))

@@ -130,7 +130,7 @@ def list_page(page: str) -> Response:
 def rotate_key(item_id: int) -> Response:
     """Issue a new site key; embeds with the old key keep working for the grace period."""
     site = _load(Site, item_id)
-    days = int(current_app.config.get("SITE_KEY_GRACE_DAYS", 14))
+    days = int(current_app.config["SITE_KEY_GRACE_DAYS"])
     site.rotate_key(timedelta(days=days))
     db.session.commit()
     flash(f"New key for {site.name}. The old key keeps working for {days} days: update the embed.")

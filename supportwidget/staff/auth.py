@@ -158,14 +158,12 @@ def _staff_headers(response: Response) -> Response:
 
 def _forget_request_state(exc: BaseException | None = None) -> None:
     """Drop Flask-WTF's per-request token cache from g: an app context can span requests."""
-    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)
     g.pop("csrf_valid", None)
 
 
 def init_app(app: Flask) -> None:
     """Bind CSRF protection, session cookie settings and the sign-in routes."""
-    app.config.setdefault("LOGIN_RATE_LIMIT", "10 per minute")
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
     # CSRFProtect's own hook would check blueprints registered after us (the API) too:
     # check by blueprint name at request time instead.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False

@@ -92,7 +92,7 @@ def emergency_billing(start: datetime, end: datetime) -> list[BillingLine]:
 
 def _report() -> tuple[str, list[BillingLine]]:
     """Read ?month= (default: this month) and compute the report; 400 on a bad month."""
-    timezone = current_app.config.get("DEFAULT_TIMEZONE", "UTC")
+    timezone = current_app.config["DEFAULT_TIMEZONE"]
     month = request.args.get("month") or utcnow().astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
     try:
         start, end = month_bounds(month, timezone)

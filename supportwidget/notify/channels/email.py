@@ -27,6 +27,8 @@ import flask_mail
 from flask import Flask, current_app
 from flask_mail import Message
 
+from supportwidget.config import use_defaults
+
 __all__ = [
     "MailError",
     "Mail",
@@ -38,8 +40,6 @@ __all__ = [
     "Outgoing",
     "send_email",
 ]
-
-DEFAULT_TIMEOUT = 10.0
 
 # TLS failures that come from configuration (wrong port for SSL, no common
 # protocol), not from a flaky network: retrying cannot help.
@@ -81,8 +81,8 @@ class _MailState(flask_mail._Mail):
         debug: bool | int,
         instance_path: str,
     ) -> None:
-        use_ssl = bool(config.get("MAIL_USE_SSL", False))
-        use_tls = bool(config.get("MAIL_USE_TLS", False))
+        use_ssl = bool(config["MAIL_USE_SSL"])
+        use_tls = bool(config["MAIL_USE_TLS"])
         if use_ssl and use_tls:
             raise ValueError("Set only one of MAIL_USE_SSL (port 465) and MAIL_USE_TLS (587).")
         super().__init__(
@@ -93,14 +93,14 @@ class _MailState(flask_mail._Mail):
             use_tls=use_tls,
             use_ssl=use_ssl,
             default_sender=config.get("MAIL_DEFAULT_SENDER"),
-            debug=int(config.get("MAIL_DEBUG", debug)),
+            debug=int(debug if config["MAIL_DEBUG"] is None else config["MAIL_DEBUG"]),
             max_emails=config.get("MAIL_MAX_EMAILS"),
             # Unlike Flask-Mail, TESTING alone does not silently drop mail: tests
             # here talk to a real SMTP server or read the .eml folder.
-            suppress=bool(config.get("MAIL_SUPPRESS_SEND", False)),
-            ascii_attachments=bool(config.get("MAIL_ASCII_ATTACHMENTS", False)),
+            suppress=bool(config["MAIL_SUPPRESS_SEND"]),
+            ascii_attachments=bool(config["MAIL_ASCII_ATTACHMENTS"]),
         )
-        self.timeout = float(config.get("MAIL_TIMEOUT") or DEFAULT_TIMEOUT)
+        self.timeout = float(config["MAIL_TIMEOUT"])
         self.ca_file: str | None = config.get("MAIL_CA_FILE") or None
         self.eml_folder = Path(instance_path) / "mail"
 
@@ -199,6 +199,7 @@ class Mail(flask_mail.Mail):
 
     def init_app(self, app: Flask) -> _MailState:
         """Bind to ``app`` and warn loudly when mail goes to files, not SMTP."""
+        use_defaults(app.config, "MAIL_")
         state = _MailState(app.config, debug=app.debug, instance_path=app.instance_path)
         app.extensions["mail"] = state
         if state.writes_files:

@@ -47,6 +47,7 @@ from vonage_http_client import Auth, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
 from vonage_sms import SmsError, SmsMessage
 
+from supportwidget.config import use_defaults
 from supportwidget.notify.channels.gsm import is_gsm
 
 _signals = Namespace()
@@ -153,6 +154,7 @@ class Sms:
 
     def init_app(self, app: Flask) -> None:
         """Read the Vonage settings of `app` and register the extension."""
+        use_defaults(app.config, "VONAGE_", "SMS_", "RATELIMIT_")
         api_key = _config_str(app, "VONAGE_API_KEY")
         api_secret = _config_str(app, "VONAGE_API_SECRET")
         sender = _config_str(app, "SMS_FROM")
@@ -167,7 +169,7 @@ class Sms:
         elif not sender:
             app.logger.warning("SMS_FROM is not set: every SMS will fail until it is")
         # The SDK takes whole seconds; never 0, which would mean "do not wait at all".
-        timeout = max(1, math.ceil(float(app.config.get("SMS_TIMEOUT") or 10)))
+        timeout = max(1, math.ceil(float(app.config["SMS_TIMEOUT"])))
         app.extensions["sms"] = _State(
             api_key=api_key,
             api_secret=api_secret,
