@@ -8,7 +8,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 
 from supportwidget.models import Heartbeat, Notification, db, utcnow
-from supportwidget.worker import SCHEDULER, queues
+from supportwidget.notify.channels import CHANNELS
+from supportwidget.platform import jobs
+from supportwidget.worker import SCHEDULER
 
 bp = Blueprint("health", __name__)
 
@@ -30,7 +32,8 @@ def healthz() -> tuple[Response, int]:
         db.session.rollback()
         report.update(status="error", database=f"error: {type(exc).__name__}")
         return jsonify(report), 503
-    report["queue"] = queue_status()
+    report["queue"] = jobs.storage_status()
+    report["channels"] = {name: channel.health() for name, channel in CHANNELS.items()}
     window = timedelta(seconds=4 * float(current_app.config["SCHEDULER_SECONDS"]))
     fresh = newest is not None and utcnow() - newest < window
     report["worker"] = "ok" if fresh else "no recent heartbeat"
@@ -40,13 +43,3 @@ def healthz() -> tuple[Response, int]:
     if not healthy:
         report["status"] = "degraded"
     return jsonify(report), 200 if healthy else 503
-
-
-def queue_status() -> str:
-    """Ask the queue storage (SQLite file, Redis or PostgreSQL) whether it answers."""
-    try:
-        for huey in (queues().mail, queues().sms):
-            huey.pending_count()
-    except Exception as exc:  # noqa: BLE001 - any storage failure means "not ok", said plainly
-        return f"error: {type(exc).__name__}"
-    return "ok"

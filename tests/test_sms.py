@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from vonage_http_client import Auth
 
 from supportwidget.notify.channels import sms as sms_module
-from supportwidget.notify.channels.gsm import GSM_BASIC, GSM_EXTENDED, sms_text
 from supportwidget.notify.channels.sms import UNKNOWN, SmsResult, sms, sms_sent, verify_signature
+from supportwidget.notify.gsm import GSM_BASIC, GSM_EXTENDED, sms_text
 
 from smtp_fixtures import free_port
 

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from supportwidget import periodic
 from supportwidget.models import (
     HandledMessage,
     Notification,
@@ -23,9 +22,10 @@ from supportwidget.models import (
     utcnow,
 )
 from supportwidget.notify import messages, outbox
+from supportwidget.notify.channels import CHANNELS
+from supportwidget.platform import jobs
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
-from supportwidget.worker import enqueue_call
 
 log = logging.getLogger(__name__)
 PAGE = "page"
@@ -101,7 +101,7 @@ def schedule_repage(ticket_id: int, at: datetime | None) -> None:
     makes a frightened client file the emergency (and page everyone) a second time.
     """
     try:
-        enqueue_call("repage", ticket_id, at=at)
+        jobs.enqueue("repage", ticket_id, lane=CHANNELS["sms"].lane, at=at)
     except Exception:  # noqa: BLE001 - next_page_at in the ticket row drives repage_due
         log.exception("could not queue the re-page of ticket %s; the periodic job will", ticket_id)
 
@@ -324,8 +324,3 @@ def report_flood(site_key: str, address: str) -> None:
     ]
     db.session.commit()
     outbox.schedule(rows)
-
-
-periodic.CALLS["repage"] = repage
-periodic.CALLS["repage_due"] = repage_due
-outbox.failure_hooks.append(report_unpaged)

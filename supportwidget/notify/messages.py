@@ -161,7 +161,7 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
 
 def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
     """Render templates/sms/<template>.txt into an SMS outbox row, shortening the subject to fit."""
-    from supportwidget.notify.channels.gsm import gsm_length, sms_text
+    from supportwidget.notify.gsm import gsm_length, sms_text
 
     def render(subject: str) -> str:
         # Pages go to staff: English, whichever language the requester's form was in.

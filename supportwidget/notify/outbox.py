@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 
 from supportwidget.models import Notification, db, utcnow
-from supportwidget.notify import messages
-from supportwidget.notify.channels.email import Outgoing, PermanentMailError, TransientMailError
-from supportwidget.notify.channels.sms import sms
-from supportwidget.platform import database
+from supportwidget.notify.channels import CHANNELS
+from supportwidget.notify.channels.base import Outcome
+from supportwidget.platform import database, jobs
 
 log = logging.getLogger(__name__)
 
-# Called with a Notification that failed for good; returns follow-up rows to send.
-failure_hooks: list[Callable[[Notification], list[Notification]]] = []
+#: Called with a Notification that failed for good; returns follow-up rows to send.
+FailureHook = Callable[[Notification], list[Notification]]
 # Delivery receipts that mean the message never reached the person.
 FAILED_DELIVERY = frozenset({"failed", "expired", "rejected"})
-# E-mails sent per queue task: one claim, one SMTP connection and one commit for them all.
-# A worker killed mid-batch resends at most this many, each with its original Message-ID.
-BATCH = 10
+# Rows per delivery job at most (e-mail: one claim, one SMTP connection and one commit for
+# them all). A worker killed mid-batch resends at most this many, e-mail with its Message-ID.
+BATCH = max(channel.batch for channel in CHANNELS.values())
 
 
 def backoff(attempts: int) -> timedelta:
@@ -60,41 +59,22 @@ def deliver(notification_ids: int | list[int], now: datetime | None = None) -> l
     return [row.status for row in rows]
 
 
-def _send_all(rows: list[Notification]) -> list[tuple[str, str | None]]:
-    """Send each row in turn; stop starting new sends before the claim's lease runs out."""
-    budget = current_app.config["OUTBOX_LEASE_SECONDS"] / 2
-    started = time.monotonic()
-    outcomes: list[tuple[str, str | None]] = []
-    with Outgoing() as outgoing:
-        for row in rows:
-            if time.monotonic() - started > budget:
-                outcomes.append(("release", None))
-                continue
-            try:
-                outcomes.append(_send(row, outgoing))
-            except Exception as exc:  # noqa: BLE001 - a bug must not leave the row claimed
-                log.exception("sending notification %s crashed", row.id)
-                outcomes.append(("retry", f"internal error: {exc}"))
-    return outcomes
+def _send_all(rows: list[Notification]) -> list[Outcome]:
+    """Send the rows through their channels; start none once half the claim's lease is gone."""
+    until = time.monotonic() + current_app.config["OUTBOX_LEASE_SECONDS"] / 2
+    outcomes: dict[int, Outcome] = {}
+    for name in dict.fromkeys(row.channel for row in rows):
+        batch = [row for row in rows if row.channel == name]
+        channel = CHANNELS.get(name)
+        if channel is None:  # never guess: an unknown channel is not an SMS
+            sent = [("failed", f"not sent: no channel {name!r}")] * len(batch)
+        else:
+            sent = channel.send(batch, until)
+        outcomes.update(zip((row.id for row in batch), sent, strict=True))
+    return [outcomes[row.id] for row in rows]
 
 
-def _send(row: Notification, outgoing: Outgoing) -> tuple[str, str | None]:
-    """Send through the row's channel; return (sent|retry|failed, provider id or error)."""
-    if row.channel == "email":
-        try:
-            outgoing.send(messages.email_message(row))
-        except TransientMailError as exc:
-            return "retry", str(exc)
-        except PermanentMailError as exc:
-            return "failed", str(exc)
-        return "sent", None
-    result = sms.send(row.recipient, row.body_text, client_ref=str(row.id))
-    if result.outcome == "sent":
-        return "sent", result.message_id
-    return result.outcome, result.error
-
-
-def _record(rows: list[Notification], outcomes: list[tuple[str, str | None]]) -> None:
+def _record(rows: list[Notification], outcomes: list[Outcome]) -> None:
     """Store every outcome in one commit, then queue follow-ups, retries and released rows."""
     now = utcnow()
     follow_ups: list[Notification] = []
@@ -109,7 +89,7 @@ def _record(rows: list[Notification], outcomes: list[tuple[str, str | None]]) ->
         else:
             row.status, row.last_error = "failed", detail
         if row.status == "failed":
-            follow_ups += [new for hook in failure_hooks for new in hook(row)]
+            follow_ups += _follow_ups(row)
     database.commit_keeping_loaded()  # the log lines and retries below read the rows
     schedule(follow_ups)
     retries: dict[datetime, list[Notification]] = {}
@@ -134,9 +114,15 @@ def record_delivery(row: Notification, status: str, detail: str) -> None:
     follow_ups: list[Notification] = []
     if status in FAILED_DELIVERY:
         row.last_error = f"delivery {status} ({detail})"
-        follow_ups = [new for hook in failure_hooks for new in hook(row)]
+        follow_ups = _follow_ups(row)
     db.session.commit()
     schedule(follow_ups)
+
+
+def _follow_ups(row: Notification) -> list[Notification]:
+    """Return the rows the app's failure hooks queue about a row that failed for good."""
+    hooks: Sequence[FailureHook] = current_app.extensions["supportwidget-outbox"]
+    return [new for hook in hooks for new in hook(row)]
 
 
 def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:
@@ -150,23 +136,22 @@ def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
 
 
 def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
-    """Queue deliveries by (id, channel): e-mail in batches, each SMS on its own."""
-    from supportwidget.worker import enqueue_delivery
-
-    ids: dict[str, list[int]] = {"email": [], "sms": []}
+    """Queue deliveries by (id, channel): on the channel's lane, in the channel's batches."""
+    ids: dict[str, list[int]] = {name: [] for name in CHANNELS}
     for notification_id, channel in pairs:
-        ids[channel].append(notification_id)
-    batches = [("email", chunk) for chunk in _chunks(ids["email"])]
-    batches += [("sms", [notification_id]) for notification_id in ids["sms"]]
-    for channel, chunk in batches:
-        try:
-            enqueue_delivery(chunk, channel, at)
-        except Exception:  # noqa: BLE001 - the rows are durable; redrive will send them
-            log.exception("could not enqueue notifications %s; re-drive will", chunk)
+        ids.setdefault(channel, []).append(notification_id)
+    fallback = next(iter(CHANNELS.values()))  # a lane for unknown channels: deliver fails them
+    for name, channel_ids in ids.items():
+        channel = CHANNELS.get(name, fallback)
+        for chunk in _chunks(channel_ids, channel.batch if name in CHANNELS else 1):
+            try:
+                jobs.enqueue("deliver", chunk, lane=channel.lane, at=at)
+            except Exception:  # noqa: BLE001 - the rows are durable; redrive will send them
+                log.exception("could not enqueue notifications %s; re-drive will", chunk)
 
 
-def _chunks(ids: list[int]) -> list[list[int]]:
-    return [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
+def _chunks(ids: list[int], size: int = BATCH) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def redrive(now: datetime | None = None) -> int:
@@ -200,3 +185,8 @@ def deliver_due(now: datetime | None = None) -> int:
     for chunk in _chunks(list(ids)):
         deliver(chunk, now)
     return len(ids)
+
+
+def init_app(app: Flask, on_failure: Sequence[FailureHook] = ()) -> None:
+    """Bind what follows a notification that failed for good (e.g. "could not page Bob")."""
+    app.extensions["supportwidget-outbox"] = tuple(on_failure)

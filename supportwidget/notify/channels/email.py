@@ -28,6 +28,9 @@ from flask import Flask, current_app
 from flask_mail import Message
 
 from supportwidget.config import use_defaults
+from supportwidget.models import Notification
+from supportwidget.notify import messages
+from supportwidget.notify.channels.base import Outcome, send_each
 
 __all__ = [
     "MailError",
@@ -387,3 +390,33 @@ def _current_state() -> _MailState:
     if not isinstance(state, _MailState):
         raise RuntimeError("supportwidget.mail.mail.init_app(app) was not called.")
     return state
+
+
+class EmailChannel:
+    """E-mail through the SMTP relay (or .eml files): a batch shares one connection."""
+
+    name = "email"
+    lane = "mail"
+    batch = 10
+    threads = 2
+    poll = (0.1, 10.0)
+
+    def send(self, rows: t.Sequence[Notification], until: float) -> list[Outcome]:
+        """Send each row's e-mail over one connection, until the deadline."""
+        with Outgoing() as outgoing:
+            return send_each(rows, until, lambda row: _send_row(row, outgoing))
+
+    def health(self) -> str:
+        """Say whether mail goes to the SMTP relay or to .eml files."""
+        return "files" if _current_state().writes_files else "smtp"
+
+
+def _send_row(row: Notification, outgoing: Outgoing) -> Outcome:
+    """Send one outbox row's e-mail and classify the outcome."""
+    try:
+        outgoing.send(messages.email_message(row))
+    except TransientMailError as exc:
+        return "retry", str(exc)
+    except PermanentMailError as exc:
+        return "failed", str(exc)
+    return "sent", None

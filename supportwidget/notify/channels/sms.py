@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -48,7 +48,9 @@ from vonage_http_client.errors import HttpRequestError
 from vonage_sms import SmsError, SmsMessage
 
 from supportwidget.config import use_defaults
-from supportwidget.notify.channels.gsm import is_gsm
+from supportwidget.models import Notification
+from supportwidget.notify.channels import base
+from supportwidget.notify.gsm import is_gsm
 
 _signals = Namespace()
 #: Sent with the app as sender on every attempt that reached Vonage or the file sink.
@@ -368,3 +370,30 @@ def _fresh(timestamp: Any, max_age: float, now: float | None) -> bool:
     except (TypeError, ValueError):
         return False
     return abs((time.time() if now is None else now) - signed_at) <= max_age
+
+
+class SmsChannel:
+    """SMS pages through Vonage (or a JSON-lines file): one row per job, many threads."""
+
+    name = "sms"
+    lane = "sms"
+    batch = 1
+    threads = 8
+    poll = (0.05, 0.5)
+
+    def send(self, rows: Sequence[Notification], until: float) -> list[base.Outcome]:
+        """Send each row's SMS once, until the deadline."""
+        return base.send_each(rows, until, _send_row)
+
+    def health(self) -> str:
+        """Say whether SMS go to Vonage or to the JSON-lines file."""
+        state: _State = current_app.extensions["sms"]
+        return "file" if state.sink is not None else "vonage"
+
+
+def _send_row(row: Notification) -> base.Outcome:
+    """Send one outbox row's SMS; keep Vonage's message id as the provider id."""
+    result = sms.send(row.recipient, row.body_text, client_ref=str(row.id))
+    if result.outcome == "sent":
+        return "sent", result.message_id
+    return result.outcome, result.error
