@@ -9,10 +9,27 @@ from typing import Any
 from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from supportwidget import config
+from supportwidget import commands, config, health, models, worker
+from supportwidget.demo import seed
+from supportwidget.emergencies import webhooks
+from supportwidget.intake import views
+from supportwidget.notify.channels import email, sms
+from supportwidget.platform import database, errors, i18n, limits, logs, security
+from supportwidget.staff import admin, api, auth, billing, dashboard
 
 # Each domain package keeps its own templates; template names are unique across them.
 TEMPLATE_PACKAGES = ("platform", "intake", "tickets", "emergencies", "sla", "staff")
+BLUEPRINTS = (
+    views.bp,
+    health.bp,
+    seed.bp,
+    webhooks.bp,
+    api.bp,
+    auth.bp,
+    dashboard.bp,
+    billing.bp,
+    admin.bp,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -45,20 +62,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _bind(app: Flask) -> None:
-    """Bind every extension and register every blueprint and command."""
-    from supportwidget import health, models, worker
-    from supportwidget.demo import seed as demo
-    from supportwidget.emergencies import webhooks
-    from supportwidget.intake import views as hosted
-    from supportwidget.notify.channels import email as mail
-    from supportwidget.notify.channels import sms
-    from supportwidget.platform import database, errors, i18n, limits, logs, security
-    from supportwidget.staff import api, cli, dashboard
-
+    """Bind every extension, then register every blueprint and command."""
     # <id:…> in a URL: a row id, so a number too big for a BIGINT is a 404, not a 500.
     app.url_map.converters["id"] = models.IdConverter
     database.init_app(app)
-    mail.mail.init_app(app)
+    email.mail.init_app(app)
     sms.sms.init_app(app)
     worker.init_app(app)
     limits.init_app(app)
@@ -66,10 +74,7 @@ def _bind(app: Flask) -> None:
     i18n.init_app(app)
     security.init_app(app)
     logs.init_app(app)
-    cli.init_app(app)
-    app.register_blueprint(hosted.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(demo.bp)
-    app.register_blueprint(webhooks.bp)
-    api.init_app(app)
-    dashboard.init_app(app)
+    auth.init_app(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    commands.init_app(app)

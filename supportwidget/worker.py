@@ -162,4 +162,3 @@ def init_app(app: Flask) -> None:
     """Create every channel's lane, bind the jobs to them and the failure follow-ups."""
     jobs.init_app(app, dict.fromkeys(channel.lane for channel in CHANNELS.values()), JOBS)
     outbox.init_app(app, on_failure=ON_FAILURE)
-    app.cli.add_command(worker_command)

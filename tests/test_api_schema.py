@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from supportwidget.models import Client, Site, Staff, db
-from supportwidget.staff.cli import hash_token
+from supportwidget.staff.auth import hash_token
 from supportwidget.tickets import filing as tickets
 
 from conftest import make_app

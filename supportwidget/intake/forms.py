@@ -28,16 +28,12 @@ from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from supportwidget.models import utcnow
-from supportwidget.platform import tokens
+from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import Screenshot, ScreenshotError, clean_screenshot
 
 MAX_SCREENSHOTS = 5
 MAX_PAGE_META = 8192
-CATEGORIES = [
-    SelectChoice("offline", _l("Website offline / down")),
-    SelectChoice("hacked", _l("Website seems hacked")),
-    SelectChoice("broken", _l("Main website functionality not working")),
-]
+CATEGORIES = [SelectChoice(value, label) for value, label in i18n.CATEGORY_NAMES.items()]
 
 
 class SiteFormToken(CSRF):
@@ -174,6 +170,39 @@ class EmergencyForm(RequestForm):
         """Require consent to the emergency rate from clients without an SLA."""
         if self.needs_consent and not field.data:
             raise ValidationError(gettext("Please confirm you accept the emergency rate."))
+
+
+def form_strings() -> dict[str, str]:
+    """Return form.js's messages in the current language; '{name}' marks a file name."""
+    name = "{name}"
+    return {
+        "coverIn": gettext("Cover private details in %(name)s", name=name),
+        "remove": gettext("Remove"),
+        "removeFile": gettext("Remove %(name)s", name=name),
+        "notImage": gettext(
+            "%(name)s is not an image. Please attach PNG, JPEG, WebP or GIF files.", name=name
+        ),
+        "tooMany": gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS),
+        "tooLarge": gettext("%(name)s is too large.", name=name),
+        "unreadable": gettext("%(name)s could not be read as an image.", name=name),
+        "coverTitle": gettext("Cover private details"),
+        "coverHint": gettext(
+            "Drag across names, e-mail addresses or numbers to cover them with a black box. "
+            "Only the covered image is sent."
+        ),
+        "canvas": gettext("Screenshot with the boxes drawn so far"),
+        "undo": gettext("Undo last box"),
+        "cancel": gettext("Cancel"),
+        "done": gettext("Done"),
+        "coveredTooLarge": gettext(
+            "%(name)s is too large once covered. Please crop it first.", name=name
+        ),
+        "captureFailed": gettext("This page could not be captured."),
+        "capture": gettext("Capture this page"),
+        "sendFailed": gettext(
+            "Your request could not be sent. Please check your connection and try again."
+        ),
+    }
 
 
 def today() -> date:

@@ -20,12 +20,18 @@ from flask import (
     send_from_directory,
 )
 from flask_babel import gettext
+from flask_limiter import RequestLimit
 from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.intake import identity
-from supportwidget.intake.forms import EmergencyForm, RequestForm, StandardRequestForm
+from supportwidget.intake.forms import (
+    EmergencyForm,
+    RequestForm,
+    StandardRequestForm,
+    form_strings,
+)
 from supportwidget.models import Site, Ticket, db, utcnow
 from supportwidget.platform import i18n, limits, tokens
 from supportwidget.platform.errors import agency_contact
@@ -36,6 +42,38 @@ bp = Blueprint("hosted", __name__)
 log = logging.getLogger(__name__)
 # The database or the upload folder failing at submit: tell the requester, keep their text.
 UNAVAILABLE = (SQLAlchemyError, OSError)
+
+
+def _emergency_limit() -> str:
+    return current_app.config["EMERGENCY_RATE_LIMIT"]
+
+
+def _site_key() -> str:
+    return (request.view_args or {}).get("site_key", "")
+
+
+def _filed(response: Response) -> bool:
+    """Count only emergencies actually filed, not forms sent back with errors."""
+    return response.status_code == 200
+
+
+def _flood(limit: RequestLimit) -> None:
+    """Tell staff, once an hour per site, that someone hit the emergency limit."""
+    emergencies.report_flood(_site_key(), request.remote_addr or "unknown")
+
+
+# Emergencies page people at night: at most a few per site and per client IP.
+emergency_per_site = limits.limiter.shared_limit(
+    _emergency_limit,
+    scope="emergency-site",
+    key_func=_site_key,
+    methods=["POST"],
+    deduct_when=_filed,
+    on_breach=_flood,
+)
+emergency_per_ip = limits.limiter.limit(
+    _emergency_limit, methods=["POST"], deduct_when=_filed, on_breach=_flood
+)
 
 
 def load_site(site_key: str) -> Site:
@@ -79,7 +117,7 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
         "maxBytes": current_app.config["MAX_SCREENSHOT_BYTES"],
         "embedded": embedded,
         # form.js speaks the page's language: its messages come from the catalogs.
-        "strings": i18n.form_strings(),
+        "strings": form_strings(),
     }
     html = render_template(
         template,
@@ -148,8 +186,8 @@ def standard_form(site_key: str) -> Response:
 
 @bp.route("/s/<site_key>/emergency", methods=["GET", "POST"])
 @limits.public_form
-@limits.emergency_per_site
-@limits.emergency_per_ip
+@emergency_per_site
+@emergency_per_ip
 @keeps_input
 def emergency_form(site_key: str) -> Response:
     """Show the emergency form and page the on-call team for what it submits."""

@@ -11,8 +11,10 @@ from flask import current_app, render_template
 from flask_mail import Message
 
 from supportwidget.models import Notification, Staff, Ticket, db
+from supportwidget.notify.gsm import gsm_length, sms_text
 from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import stored_path
+from supportwidget.sla.schedules import expectation
 
 # Templates whose reader is the requester (the rest go to staff and stay English).
 REQUESTER_TEMPLATES = ("requester_",)
@@ -54,8 +56,6 @@ def staff_recipients() -> list[tuple[str, Staff | None]]:
 
 def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
     """Return what every ticket template may use."""
-    from supportwidget.sla.schedules import expectation
-
     if ticket.id is None:
         db.session.flush()  # links and Message-IDs need the ticket's number
     return {
@@ -161,7 +161,6 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
 
 def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
     """Render templates/sms/<template>.txt into an SMS outbox row, shortening the subject to fit."""
-    from supportwidget.notify.gsm import gsm_length, sms_text
 
     def render(subject: str) -> str:
         # Pages go to staff: English, whichever language the requester's form was in.

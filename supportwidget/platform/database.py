@@ -94,7 +94,7 @@ def postgresql_timeouts(query: Mapping[str, Any], statement_ms: int) -> dict[str
 
 
 def init_app(app: Flask) -> None:
-    """Bind the database and migrations and register init-db."""
+    """Bind the database and migrations."""
     options: dict[str, object] = {"pool_pre_ping": True}
     url = make_url(str(app.config["SQLALCHEMY_DATABASE_URI"]))
     if url.get_backend_name() == "postgresql":
@@ -104,4 +104,3 @@ def init_app(app: Flask) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, render_item=_render_item)
-    app.cli.add_command(init_db_command)

@@ -17,7 +17,7 @@ from babel import Locale
 from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
 from flask import Flask, has_request_context, request
-from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext, refresh
+from flask_babel import Babel, force_locale, get_locale, lazy_gettext, refresh
 
 babel = Babel()
 
@@ -49,6 +49,12 @@ STATUS_NAMES = {
     "waiting_on_client": lazy_gettext("Waiting on you"),
     "resolved": lazy_gettext("Resolved"),
     "closed": lazy_gettext("Closed"),
+}
+# The only three emergencies; everything else is a standard request.
+CATEGORY_NAMES = {
+    "offline": lazy_gettext("Website offline / down"),
+    "hacked": lazy_gettext("Website seems hacked"),
+    "broken": lazy_gettext("Main website functionality not working"),
 }
 
 
@@ -119,45 +125,8 @@ def status_name(status: str) -> str:
 
 def category_name(category: str | None) -> str:
     """Return an emergency category as the requester reads it."""
-    from supportwidget.intake.forms import CATEGORIES
-
-    labels = {choice.value: str(choice.label) for choice in CATEGORIES}
-    return labels.get(category or "", category or "")
-
-
-def form_strings() -> dict[str, str]:
-    """Return form.js's messages in the current language; '{name}' marks a file name."""
-    from supportwidget.intake.forms import MAX_SCREENSHOTS
-
-    name = "{name}"
-    return {
-        "coverIn": gettext("Cover private details in %(name)s", name=name),
-        "remove": gettext("Remove"),
-        "removeFile": gettext("Remove %(name)s", name=name),
-        "notImage": gettext(
-            "%(name)s is not an image. Please attach PNG, JPEG, WebP or GIF files.", name=name
-        ),
-        "tooMany": gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS),
-        "tooLarge": gettext("%(name)s is too large.", name=name),
-        "unreadable": gettext("%(name)s could not be read as an image.", name=name),
-        "coverTitle": gettext("Cover private details"),
-        "coverHint": gettext(
-            "Drag across names, e-mail addresses or numbers to cover them with a black box. "
-            "Only the covered image is sent."
-        ),
-        "canvas": gettext("Screenshot with the boxes drawn so far"),
-        "undo": gettext("Undo last box"),
-        "cancel": gettext("Cancel"),
-        "done": gettext("Done"),
-        "coveredTooLarge": gettext(
-            "%(name)s is too large once covered. Please crop it first.", name=name
-        ),
-        "captureFailed": gettext("This page could not be captured."),
-        "capture": gettext("Capture this page"),
-        "sendFailed": gettext(
-            "Your request could not be sent. Please check your connection and try again."
-        ),
-    }
+    name = CATEGORY_NAMES.get(category or "")
+    return str(name) if name is not None else category or ""
 
 
 @contextmanager

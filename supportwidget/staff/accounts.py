@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
-from supportwidget.models import Client, SlaPlan, Staff, db
+from supportwidget.models import Client, Site, SlaPlan, Staff, db
+from supportwidget.notify.messages import public_url
 from supportwidget.sla.business_time import (
     BusinessCalendar,
     format_hours,
@@ -182,3 +183,10 @@ def create_plan(
     )
     db.session.add(plan)
     return plan
+
+
+def embed_snippet(site: Site) -> str:
+    """Return the one-line embed for a site."""
+    return (
+        f'<script src="{public_url("/widget.js")}" data-site-key="{site.site_key}" async></script>'
+    )

@@ -24,7 +24,6 @@ from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
 from supportwidget.staff import accounts
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import admin_required, current_staff
-from supportwidget.staff.cli import embed_snippet
 
 bp = Blueprint("admin", __name__, url_prefix="/dashboard/admin")
 COLOR = re.compile(r"^#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?$")
@@ -102,7 +101,7 @@ def render_admin(page: str, error: str | None = None, status: int = 200) -> Resp
         items=db.session.scalars(sa.select(order.class_).order_by(order)).all(),
         clients=db.session.scalars(sa.select(Client).order_by(Client.name)).all(),
         plans=db.session.scalars(sa.select(SlaPlan).order_by(SlaPlan.name)).all(),
-        embed_snippet=embed_snippet,
+        embed_snippet=accounts.embed_snippet,
         error=error,
         form=request.form if error else {},
     )

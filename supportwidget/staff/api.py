@@ -8,14 +8,14 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.orm import selectinload
 
 from supportwidget.models import Client, Site, Staff, Ticket, db, parse_id
 from supportwidget.platform.errors import error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.sla import workqueue
-from supportwidget.staff.cli import hash_token
+from supportwidget.staff.auth import hash_token
 from supportwidget.staff.openapi import document
 from supportwidget.tickets import filing as tickets
 
@@ -207,8 +207,3 @@ def get_ticket(reference: str) -> Response:
 def openapi() -> Response:
     """Serve the OpenAPI 3.1 description of this API (public, like any API docs)."""
     return jsonify(document())
-
-
-def init_app(app: Flask) -> None:
-    """Register the API blueprint."""
-    app.register_blueprint(bp)

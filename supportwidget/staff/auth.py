@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -81,6 +82,11 @@ def admin_required(view: View) -> View:
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def hash_token(token: str) -> str:
+    """Return how an API token is stored (tokens are random, so SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _login_limit() -> str:
@@ -163,7 +169,7 @@ def _forget_request_state(exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind CSRF protection, session cookie settings and the sign-in routes."""
+    """Bind CSRF protection, session cookie settings and the staff template helper."""
     # CSRFProtect's own hook would check blueprints registered after us (the API) too:
     # check by blueprint name at request time instead.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
@@ -175,7 +181,6 @@ def init_app(app: Flask) -> None:
     app.before_request(_check_csrf)
     app.after_request(_staff_headers)
     app.teardown_request(_forget_request_state)
-    app.register_blueprint(bp)
 
     @app.context_processor
     def staff_context() -> dict[str, Any]:

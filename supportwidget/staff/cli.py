@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
 import sqlalchemy as sa
-from flask import Flask
 from flask.cli import AppGroup
 
 from supportwidget.models import Client, Site, Staff, db
-from supportwidget.notify.messages import public_url
 from supportwidget.staff import accounts
 from supportwidget.staff.accounts import AccountError
+from supportwidget.staff.auth import hash_token
 
 client_cli = AppGroup("client", help="Manage client accounts.")
 site_cli = AppGroup("site", help="Manage client websites.")
@@ -87,13 +85,6 @@ def client_contract(
     click.echo(f"Client {name!r}: SLA {plan_name or 'none'}.")
 
 
-def embed_snippet(site: Site) -> str:
-    """Return the one-line embed for a site."""
-    return (
-        f'<script src="{public_url("/widget.js")}" data-site-key="{site.site_key}" async></script>'
-    )
-
-
 @site_cli.command("add")
 @click.option("--client", "client_name", required=True)
 @click.option("--url", required=True, help="The site's address.")
@@ -111,7 +102,7 @@ def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | N
     click.echo(f"Site {site.name} added for {client.name}. Site key: {site.site_key}")
     click.echo(f"Site secret (for signed identity): {site.secret}")
     click.echo("Embed this in the site's admin dashboard:")
-    click.echo(embed_snippet(site))
+    click.echo(accounts.embed_snippet(site))
 
 
 @staff_cli.command("add")
@@ -145,11 +136,6 @@ def find_staff(email: str) -> Staff:
     if member is None:
         fail(f"No staff member with e-mail {email!r}.")
     return member
-
-
-def hash_token(token: str) -> str:
-    """Return how an API token is stored (tokens are random, so SHA-256 suffices)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @staff_cli.command("token")
@@ -203,14 +189,3 @@ def sla_add(
         )  # fmt: skip
     db.session.commit()
     click.echo(f"SLA plan {name!r} added: {plan.hours} ({timezone}).")
-
-
-def init_app(app: Flask) -> None:
-    """Register the command groups and the serve and demo commands."""
-    from supportwidget.demo.seed import demo_command
-    from supportwidget.serve import serve_command
-
-    for group in (client_cli, site_cli, staff_cli, sla_cli):
-        app.cli.add_command(group)
-    app.cli.add_command(serve_command)
-    app.cli.add_command(demo_command)

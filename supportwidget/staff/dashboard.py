@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -216,15 +215,3 @@ def attachment(attachment_id: int) -> Response:
     response = send_file(path, mimetype=att.content_type, download_name=att.filename)
     response.headers["Cache-Control"] = "private, no-store"
     return response
-
-
-def init_app(app: Flask) -> None:
-    """Bind sign-in, the dashboard, billing, admin pages and the mail-in command."""
-    from supportwidget.intake import mailin
-    from supportwidget.staff import admin, auth, billing
-
-    auth.init_app(app)
-    app.register_blueprint(bp)
-    app.register_blueprint(billing.bp)
-    app.register_blueprint(admin.bp)
-    app.cli.add_command(mailin.mail_in_command)
