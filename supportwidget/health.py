@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from supportwidget.models import Heartbeat, Notification, db, utcnow
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.platform import jobs
-from supportwidget.worker import SCHEDULER
+from supportwidget.platform.heartbeat import SCHEDULER
 
 bp = Blueprint("health", __name__)
 

@@ -10,26 +10,23 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from flask import Flask, current_app
 from huey.consumer import Consumer
-from sqlalchemy.exc import IntegrityError
 
 from supportwidget.emergencies import paging
-from supportwidget.models import Heartbeat, db, utcnow
+from supportwidget.models import db
 from supportwidget.notify import outbox
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Channel
 from supportwidget.platform import jobs
+from supportwidget.platform.heartbeat import beat, take_scheduler_lease
 from supportwidget.platform.logs import configure
 from supportwidget.sla import deadlines
 
 log = logging.getLogger(__name__)
-SCHEDULER = "scheduler-lease"
 
 #: Jobs code hands to a lane by name (platform.jobs.enqueue): they run on the worker.
 JOBS: dict[str, Callable[..., Any]] = {
@@ -50,37 +47,6 @@ def run_periodic() -> None:
     """Run every periodic job once (the worker holding the scheduler lease does, each tick)."""
     for job in PERIODIC.values():
         job()
-
-
-def beat(name: str) -> None:
-    """Record that this worker is alive."""
-    row = db.session.get(Heartbeat, name) or Heartbeat(name=name, beat_at=utcnow())
-    row.beat_at = utcnow()
-    db.session.add(row)
-    db.session.commit()
-
-
-def take_scheduler_lease(holder: str, seconds: float) -> bool:
-    """Let exactly one worker process run the periodic jobs; a dead holder's lease expires."""
-    now = utcnow()
-    if db.session.get(Heartbeat, SCHEDULER) is None:
-        db.session.add(Heartbeat(name=SCHEDULER, beat_at=now - timedelta(days=1), holder=""))
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-    taken = db.session.execute(
-        sa.update(Heartbeat)
-        .where(
-            Heartbeat.name == SCHEDULER,
-            sa.or_(
-                Heartbeat.holder == holder, Heartbeat.beat_at < now - timedelta(seconds=seconds)
-            ),
-        )
-        .values(holder=holder, beat_at=now)
-    ).rowcount
-    db.session.commit()
-    return taken == 1
 
 
 class Workers:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from supportwidget.models import db
-from supportwidget.worker import beat
+from supportwidget.platform.heartbeat import beat
 
 from conftest import make_app
 
@@ -39,7 +39,7 @@ def test_only_one_worker_holds_the_scheduler_lease_until_it_dies(app):
     from datetime import timedelta
 
     from supportwidget.models import Heartbeat
-    from supportwidget.worker import SCHEDULER, take_scheduler_lease
+    from supportwidget.platform.heartbeat import SCHEDULER, take_scheduler_lease
 
     assert take_scheduler_lease("worker-a", seconds=45) is True
     assert take_scheduler_lease("worker-b", seconds=45) is False  # a holds it

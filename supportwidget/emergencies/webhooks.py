@@ -6,33 +6,17 @@ import logging
 import re
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import HandledMessage, Notification, Staff, db, parse_id
 from supportwidget.notify import outbox
-from supportwidget.notify.channels.sms import verify_signature
+from supportwidget.notify.channels import vonage
 from supportwidget.tickets import filing as tickets
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
 ACK = re.compile(r"^\s*ack\b(?:\s*(?:sup-?)?\s*(\d+))?", re.IGNORECASE)
-
-
-def signed_params() -> dict[str, str]:
-    """Return the webhook's parameters if Vonage signed them recently; else abort 4xx."""
-    params = request.values.to_dict()
-    body = request.get_json(silent=True) if request.is_json else None
-    if isinstance(body, dict):  # a JSON list or number is no Vonage webhook: unsigned, so 403
-        params.update({k: str(v) for k, v in body.items()})
-    secret = current_app.config["VONAGE_SIGNATURE_SECRET"]
-    if not secret:
-        log.error("VONAGE_SIGNATURE_SECRET is not set: refusing an unsigned webhook")
-        abort(403, "Webhook signatures are not configured on this service.")
-    method = current_app.config["VONAGE_SIGNATURE_METHOD"]
-    if not verify_signature(params, secret, method, max_age=300):
-        abort(403, "Invalid or stale signature.")
-    return params
 
 
 def first_receipt(key: str) -> None:
@@ -54,12 +38,10 @@ def handled() -> Response:
 @bp.route("/webhooks/vonage/inbound", methods=["GET", "POST"])
 def inbound_sms() -> Response:
     """Acknowledge an emergency from a staff member's 'ACK 12' reply."""
-    params = signed_params()
-    first_receipt("in:" + (params.get("messageId") or params.get("sig", "")))
-    member = db.session.scalar(
-        sa.select(Staff).where(Staff.phone == "+" + params.get("msisdn", ""))
-    )
-    match = ACK.match(params.get("text", ""))
+    message = vonage.inbound_sms(vonage.signed_params())
+    first_receipt("in:" + message.message_id)
+    member = db.session.scalar(sa.select(Staff).where(Staff.phone == message.sender))
+    match = ACK.match(message.text)
     if member is None or match is None:
         log.info("inbound SMS ignored (unknown sender or not an ACK)")
         return handled()
@@ -76,21 +58,18 @@ def inbound_sms() -> Response:
 @bp.route("/webhooks/vonage/status", methods=["GET", "POST"])
 def delivery_receipt() -> Response:
     """Store an SMS delivery receipt; a failed delivery counts as not paged."""
-    params = signed_params()
-    status = params.get("status", "").lower()
-    first_receipt(
-        f"dlr:{params.get('messageId', '')}:{status}:{params.get('message-timestamp', '')}"
-    )
+    receipt = vonage.delivery_receipt(vonage.signed_params())
+    first_receipt(f"dlr:{receipt.message_id}:{receipt.status}:{receipt.timestamp}")
     row = None
-    if (row_id := parse_id(params.get("client-ref"))) is not None:
+    if (row_id := parse_id(receipt.client_ref)) is not None:
         row = db.session.get(Notification, row_id)
-    if row is None and params.get("messageId"):
+    if row is None and receipt.message_id:
         row = db.session.scalar(
-            sa.select(Notification).where(Notification.provider_id == params["messageId"])
+            sa.select(Notification).where(Notification.provider_id == receipt.message_id)
         )
     if row is None:
         return handled()
-    outbox.record_delivery(row, status, f"Vonage err-code {params.get('err-code', '?')}")
+    outbox.record_delivery(row, receipt.status, f"Vonage err-code {receipt.error_code}")
     return handled()
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from supportwidget.models import Notification
 
@@ -18,6 +19,15 @@ log = logging.getLogger(__name__)
 #: What became of one row: ("sent", provider id or None), ("retry", error), ("failed", error),
 #: or ("release", None) for a row not attempted (back to pending as it was).
 Outcome = tuple[str, str | None]
+
+
+@dataclass
+class SmsResult:
+    """What became of one SMS send (any provider): the outcome, its message id or the error."""
+
+    outcome: Literal["sent", "retry", "failed"]
+    message_id: str | None
+    error: str | None
 
 
 class Channel(Protocol):
