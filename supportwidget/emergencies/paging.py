@@ -95,15 +95,18 @@ def open_emergency(
 
 
 def schedule_repage(ticket_id: int, at: datetime | None) -> None:
-    """Ask the queue for the next re-page; if it is down, the periodic re-page catches it.
+    """Hand the next re-page to the worker (on the SMS lane); if the lanes are down, the
+    periodic re-page catches it.
 
-    The ticket is already committed: a queue failure must not turn into an error page that
+    The ticket is already committed: a lane failure must not turn into an error page that
     makes a frightened client file the emergency (and page everyone) a second time.
     """
     try:
         jobs.enqueue("repage", ticket_id, lane=CHANNELS["sms"].lane, at=at)
     except Exception:  # noqa: BLE001 - next_page_at in the ticket row drives repage_due
-        log.exception("could not queue the re-page of ticket %s; the periodic job will", ticket_id)
+        log.exception(
+            "could not hand over the re-page of ticket %s; the periodic job will", ticket_id
+        )
 
 
 def schedule_emergency(ticket: Ticket, site: Site) -> None:

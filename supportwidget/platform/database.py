@@ -13,7 +13,7 @@ import click
 from flask import Flask
 from flask_migrate import Migrate, upgrade
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 
 from supportwidget.models import UTCDateTime, db
 
@@ -23,7 +23,6 @@ MIGRATIONS = str(Path(__file__).parent.parent / "migrations")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-@event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
     """Use WAL and wait for locks on SQLite, so the web server and worker share it."""
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -103,4 +102,7 @@ def init_app(app: Flask) -> None:
         )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
     db.init_app(app)
+    with app.app_context():  # our engines only, bound here rather than on import
+        for engine in db.engines.values():
+            event.listen(engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, render_item=_render_item)
