@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from supportwidget import api, create_app
-from supportwidget.cli import hash_token
-from supportwidget.database import init_schema
+from supportwidget import create_app
 from supportwidget.models import Client, Site, Staff, Ticket, db
+from supportwidget.platform.database import init_schema
+from supportwidget.staff.auth import hash_token
 
 TOKEN = "sw_bench-token-not-secret"
 STATUSES = ["new"] * 5 + ["in_progress"] * 2 + ["waiting_on_client", "resolved", "closed"]
@@ -44,8 +44,6 @@ def make_app(folder: Path) -> Flask:
             "RATELIMIT_ENABLED": False,
         }
     )
-    if "api" not in app.blueprints:
-        api.init_app(app)
     with app.app_context():
         init_schema()
         clients = [Client(name=f"Client {n}", emails=[f"c{n}@example.test"]) for n in range(20)]

@@ -53,9 +53,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     os.environ.update(env)
     import sqlalchemy as sa
 
-    from supportwidget import create_app, messages
-    from supportwidget.mail import Message
+    from supportwidget import create_app
     from supportwidget.models import Notification, db
+    from supportwidget.notify import messages
+    from supportwidget.notify.channels.email import Message
 
     app = create_app()
     client = app.test_client()

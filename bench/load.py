@@ -14,7 +14,7 @@ same PostgreSQL. Then, for `--seconds` each with the same client threads:
 1. the floor: POST /insert;
 2. the mix: 80% standard submissions, 1% emergencies, 19% staff reads
    (GET /api/v1/tickets with a Bearer token from `staff token`; /healthz while there is no API).
-Form tokens are minted with `supportwidget.tokens.form_token` and the service's SECRET_KEY
+Form tokens are minted with `supportwidget.platform.tokens.form_token` and the service's SECRET_KEY
 (exactly what the form page embeds), so the mix holds no form-page GETs.
 After the mix the outbox is drained; lost notifications are rows not `sent`.
 """
@@ -91,7 +91,7 @@ def token_minter(secret: str) -> Any:
     """Return a function that makes a form token as the form page would."""
     from flask import Flask
 
-    from supportwidget import tokens
+    from supportwidget.platform import tokens
 
     app = Flask("bench-tokens")
     app.config["SECRET_KEY"] = secret

@@ -7,8 +7,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 
-from .models import Heartbeat, Notification, db, utcnow
-from .worker import SCHEDULER, queues
+from supportwidget.models import Heartbeat, Notification, db, utcnow
+from supportwidget.notify.channels import CHANNELS
+from supportwidget.platform import jobs
+from supportwidget.platform.heartbeat import SCHEDULER
 
 bp = Blueprint("health", __name__)
 
@@ -30,8 +32,9 @@ def healthz() -> tuple[Response, int]:
         db.session.rollback()
         report.update(status="error", database=f"error: {type(exc).__name__}")
         return jsonify(report), 503
-    report["queue"] = queue_status()
-    window = timedelta(seconds=4 * float(current_app.config.get("SCHEDULER_SECONDS", 15)))
+    report["queue"] = jobs.storage_status()
+    report["channels"] = {name: channel.health() for name, channel in CHANNELS.items()}
+    window = timedelta(seconds=4 * float(current_app.config["SCHEDULER_SECONDS"]))
     fresh = newest is not None and utcnow() - newest < window
     report["worker"] = "ok" if fresh else "no recent heartbeat"
     report["last_heartbeat"] = newest.isoformat() if newest else None
@@ -40,13 +43,3 @@ def healthz() -> tuple[Response, int]:
     if not healthy:
         report["status"] = "degraded"
     return jsonify(report), 200 if healthy else 503
-
-
-def queue_status() -> str:
-    """Ask the queue storage (SQLite file, Redis or PostgreSQL) whether it answers."""
-    try:
-        for huey in (queues().mail, queues().sms):
-            huey.pending_count()
-    except Exception as exc:  # noqa: BLE001 - any storage failure means "not ok", said plainly
-        return f"error: {type(exc).__name__}"
-    return "ok"

@@ -6,9 +6,9 @@ import click
 from flask import current_app
 from waitress import serve
 
-from . import logs
-from .database import init_schema
-from .worker import Workers
+from supportwidget.platform import logs
+from supportwidget.platform.database import init_schema
+from supportwidget.worker import Workers
 
 
 @click.command("serve")

@@ -1,4 +1,6 @@
-"""The notification worker: Huey queues for mail and SMS, periodic re-drive, heartbeat."""
+"""The notification worker: a Huey consumer per lane, a heartbeat, the scheduler lease, and
+the one table of every job it runs. Nothing registers itself anywhere at import time: the
+worker binds the workflows to the job lanes (platform.jobs) and to the outbox here."""
 
 from __future__ import annotations
 
@@ -7,151 +9,67 @@ import os
 import signal
 import socket
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import click
-import sqlalchemy as sa
 from flask import Flask, current_app
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
-from sqlalchemy.exc import IntegrityError
 
-from .models import Heartbeat, db, utcnow
+from supportwidget.emergencies import paging
+from supportwidget.models import db
+from supportwidget.notify import outbox
+from supportwidget.notify.channels import CHANNELS
+from supportwidget.notify.channels.base import Channel
+from supportwidget.platform import jobs
+from supportwidget.platform.heartbeat import beat, take_scheduler_lease
+from supportwidget.platform.logs import configure
+from supportwidget.sla import deadlines
 
 log = logging.getLogger(__name__)
-SCHEDULER = "scheduler-lease"
+
+#: Jobs code hands to a lane by name (platform.jobs.enqueue): they run on the worker.
+JOBS: dict[str, Callable[..., Any]] = {
+    "deliver": outbox.deliver,
+    "repage": paging.repage,
+}
+#: Jobs the holder of the scheduler lease runs every SCHEDULER_SECONDS, in this order.
+PERIODIC: dict[str, Callable[[], Any]] = {
+    "repage_due": paging.repage_due,
+    "redrive": outbox.redrive,
+    "warn_breaches": deadlines.warn_breaches,
+}
+#: What follows a notification that failed for good: staff hear that a page did not arrive.
+ON_FAILURE = (paging.report_unpaged,)
 
 
-@dataclass
-class Queues:
-    """One queue per channel, so an SMS never waits behind a slow SMTP server."""
-
-    mail: Huey
-    sms: Huey
-    tasks: dict[str, Any] = field(default_factory=dict)
-
-
-def make_huey(name: str, url: str, immediate: bool = False) -> Huey:
-    """Return a Huey instance for a QUEUE_URL (sqlite:///, redis://, postgresql://, memory://)."""
-    scheme = urlparse(url).scheme
-    if scheme == "memory" or immediate:
-        return MemoryHuey(name, results=False, immediate=immediate)
-    if scheme == "sqlite":
-        path = url.removeprefix("sqlite:///")
-        # No fsync per enqueue: the outbox row is the durable record, the re-drive the backstop.
-        return SqliteHuey(name, filename=path, results=False, timeout=10, fsync=False)
-    if scheme in ("redis", "rediss"):
-        import redis
-
-        pool = redis.ConnectionPool.from_url(url, socket_timeout=10, socket_connect_timeout=5)
-        return RedisHuey(name, connection_pool=pool, results=False)
-    if scheme.startswith(("postgresql", "postgres")):
-        from huey.contrib.sql_huey import SqlHuey
-        from playhouse.postgres_ext import Psycopg3Database
-
-        parsed = urlparse(url)
-        database = Psycopg3Database(
-            parsed.path.lstrip("/"),
-            host=parsed.hostname,
-            port=parsed.port or 5432,
-            user=parsed.username,
-            password=parsed.password,
-            connect_timeout=10,
-        )
-        return SqlHuey(name, database=database, results=False)
-    raise click.UsageError(f"QUEUE_URL scheme {scheme!r} is not supported")
-
-
-def _in_app(app: Flask, fn: Any) -> Any:
-    """Wrap a task body so it runs inside an application context."""
-
-    def run(*args: Any) -> Any:
-        with app.app_context():
-            try:
-                return fn(*args)
-            finally:
-                db.session.remove()
-
-    run.__name__ = fn.__name__
-    return run
-
-
-def _register(app: Flask, queues: Queues) -> None:
-    from . import outbox, periodic
-
-    for channel, huey in (("email", queues.mail), ("sms", queues.sms)):
-        queues.tasks[channel] = huey.task(name="deliver")(_in_app(app, outbox.deliver))
-    queues.tasks["call"] = queues.sms.task(name="call")(_in_app(app, periodic.call))
-
-
-def queues() -> Queues:
-    """Return the current app's queues."""
-    return current_app.extensions["supportwidget-queues"]
-
-
-def enqueue_delivery(ids: list[int], channel: str, at: datetime | None = None) -> None:
-    """Queue the delivery of a batch of notifications, now or at a time."""
-    task = queues().tasks[channel]
-    if at is not None and at > utcnow():
-        task.schedule((ids,), eta=at)
-    else:
-        task(ids)
-
-
-def enqueue_call(name: str, *args: Any, at: datetime | None = None) -> None:
-    """Queue a named periodic-module function on the SMS queue (e.g. a re-page at a time)."""
-    task = queues().tasks["call"]
-    if at is not None and at > utcnow():
-        task.schedule((name, *args), eta=at)
-    else:
-        task(name, *args)
-
-
-def beat(name: str) -> None:
-    """Record that this worker is alive."""
-    row = db.session.get(Heartbeat, name) or Heartbeat(name=name, beat_at=utcnow())
-    row.beat_at = utcnow()
-    db.session.add(row)
-    db.session.commit()
-
-
-def take_scheduler_lease(holder: str, seconds: float) -> bool:
-    """Let exactly one worker process run the periodic jobs; a dead holder's lease expires."""
-    now = utcnow()
-    if db.session.get(Heartbeat, SCHEDULER) is None:
-        db.session.add(Heartbeat(name=SCHEDULER, beat_at=now - timedelta(days=1), holder=""))
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-    taken = db.session.execute(
-        sa.update(Heartbeat)
-        .where(
-            Heartbeat.name == SCHEDULER,
-            sa.or_(
-                Heartbeat.holder == holder, Heartbeat.beat_at < now - timedelta(seconds=seconds)
-            ),
-        )
-        .values(holder=holder, beat_at=now)
-    ).rowcount
-    db.session.commit()
-    return taken == 1
+def run_periodic() -> None:
+    """Run every periodic job once (the worker holding the scheduler lease does, each tick)."""
+    for job in PERIODIC.values():
+        job()
 
 
 class Workers:
-    """Consumers for both queues plus a heartbeat and the periodic jobs, in any process."""
+    """A consumer per lane plus a heartbeat and the periodic jobs, in any process."""
 
-    def __init__(self, app: Flask, mail_threads: int = 2, sms_threads: int = 8) -> None:
-        q: Queues = app.extensions["supportwidget-queues"]
+    def __init__(self, app: Flask) -> None:
+        hueys = jobs.lanes(app)
         self.app = app
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.interval = float(app.config.get("SCHEDULER_SECONDS", 15))
+        self.interval = float(app.config["SCHEDULER_SECONDS"])
+        # Each lane with the threads and polling of (the first of) its channels.
+        channels: dict[str, Channel] = {}
+        for channel in CHANNELS.values():
+            channels.setdefault(channel.lane, channel)
         self.consumers = [
-            Consumer(q.mail, workers=mail_threads, periodic=False),
-            Consumer(q.sms, workers=sms_threads, periodic=False, initial_delay=0.05, max_delay=0.5),
+            Consumer(
+                hueys[lane],
+                workers=channel.threads,
+                periodic=False,
+                initial_delay=channel.poll[0],
+                max_delay=channel.poll[1],
+            )
+            for lane, channel in channels.items()
         ]
         self.stopped = threading.Event()
 
@@ -172,11 +90,9 @@ class Workers:
 
     def tick(self) -> None:
         """Beat, and if this process holds the lease, run the periodic jobs once."""
-        from . import periodic
-
         beat(self.name)
         if take_scheduler_lease(self.name, 3 * self.interval):
-            periodic.run_all()
+            run_periodic()
 
     def _tick_forever(self) -> None:
         while not self.stopped.is_set():
@@ -193,8 +109,6 @@ class Workers:
 @click.command("worker")
 def worker_command() -> None:
     """Run the notification worker alone (scale-out)."""
-    from .logs import configure
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     configure(app)
     workers = Workers(app)
@@ -211,13 +125,6 @@ def worker_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Create the queues from QUEUE_URL and register the worker command."""
-    url = app.config["QUEUE_URL"]
-    immediate = bool(app.config.get("QUEUE_IMMEDIATE"))
-    q = Queues(
-        mail=make_huey("supportwidget-mail", url, immediate),
-        sms=make_huey("supportwidget-sms", url, immediate),
-    )
-    _register(app, q)
-    app.extensions["supportwidget-queues"] = q
-    app.cli.add_command(worker_command)
+    """Create every channel's lane, bind the jobs to them and the failure follow-ups."""
+    jobs.init_app(app, dict.fromkeys(channel.lane for channel in CHANNELS.values()), JOBS)
+    outbox.init_app(app, on_failure=ON_FAILURE)

@@ -16,8 +16,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from supportwidget import create_app
-from supportwidget.database import init_schema
 from supportwidget.models import Client, Site, Staff, db
+from supportwidget.platform.database import init_schema
 
 pytest_plugins = ["smtp_fixtures", "vonage_standin"]
 

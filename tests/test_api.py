@@ -14,8 +14,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from test_sla import GOLD, filed_at, invoke, london
 
-from supportwidget import sla, tickets
 from supportwidget.models import Client, Site, Staff, Ticket, db, utcnow
+from supportwidget.sla import schedules as sla
+from supportwidget.tickets import filing as tickets
 
 SPEC_URI = "urn:supportwidget:openapi"
 

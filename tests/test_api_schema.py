@@ -9,9 +9,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from supportwidget import tickets
-from supportwidget.cli import hash_token
 from supportwidget.models import Client, Site, Staff, db
+from supportwidget.staff.auth import hash_token
+from supportwidget.tickets import filing as tickets
 
 from conftest import make_app
 

@@ -9,8 +9,11 @@ import pytest
 import sqlalchemy as sa
 from test_sla import GOLD, filed_at, invoke, london
 
-from supportwidget import breaches, periodic, sla, tickets
 from supportwidget.models import TicketEvent, db, utcnow
+from supportwidget.sla import deadlines as breaches
+from supportwidget.sla import schedules as sla
+from supportwidget.tickets import filing as tickets
+from supportwidget.worker import run_periodic
 
 STAFF = {"alice@agency.test", "bob@agency.test", "inbox@agency.test"}
 ALWAYS_OPEN = [
@@ -134,8 +137,8 @@ def test_worker_minute_job_sends_the_warnings(runner, plan, smtp_server):
     db.session.expire_all()
     ticket = filed_at(plan, utcnow() - timedelta(hours=3, minutes=30))
     assert ticket.first_response_due.astimezone(ZoneInfo("UTC")) > utcnow()
-    periodic.every_minute_mail()
+    run_periodic()
     mails = warnings_sent(smtp_server, 3)
     assert all(f"[{ticket.reference}] SLA warning: first response" in m["Subject"] for m in mails)
-    periodic.every_minute_mail()
+    run_periodic()
     assert len(smtp_server.messages) == 3

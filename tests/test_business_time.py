@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supportwidget.business_time import (
+from supportwidget.sla.business_time import (
     END_OF_DAY,
     BusinessCalendar,
     format_duration,

@@ -15,7 +15,7 @@ from PIL import Image
 from playwright.sync_api import FrameLocator, Page, expect
 from test_widget_browser import fill_request, form_frame, newest_ticket, open_widget, png
 
-from supportwidget.screenshots import stored_path
+from supportwidget.platform.screenshots import stored_path
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService

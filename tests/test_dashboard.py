@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from markupsafe import escape
 from PIL import Image
 
-from supportwidget import dashboard, emergencies, messages, tickets
+from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import (
     Client,
     Notification,
@@ -23,7 +23,10 @@ from supportwidget.models import (
     db,
     utcnow,
 )
-from supportwidget.screenshots import clean_screenshot
+from supportwidget.notify import messages
+from supportwidget.platform.screenshots import clean_screenshot
+from supportwidget.staff import dashboard
+from supportwidget.tickets import filing as tickets
 
 from conftest import form_token, make_app, seed_site, standard_fields
 

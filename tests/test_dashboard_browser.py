@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from supportwidget import emergencies, tickets
+from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Site, Staff, Ticket, TimeEntry, db
+from supportwidget.tickets import filing as tickets
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService

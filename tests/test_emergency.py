@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from supportwidget import emergencies, outbox
+from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Notification, Staff, Ticket, db, utcnow
+from supportwidget.notify import outbox
 
 from conftest import form_token, make_app, standard_fields, vonage_signed
 from vonage_standin import API_KEY, API_SECRET

@@ -9,8 +9,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from supportwidget import database
 from supportwidget.models import Notification, Ticket, db
+from supportwidget.platform import database
 
 from conftest import form_token, make_app, running, standard_fields
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from supportwidget.models import Attachment, Ticket, db
-from supportwidget.screenshots import ScreenshotError, clean_screenshot
+from supportwidget.platform.screenshots import ScreenshotError, clean_screenshot
 
 from conftest import form_token, standard_fields, vonage_signed
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from supportwidget.models import db
-from supportwidget.worker import beat
+from supportwidget.platform.heartbeat import beat
 
 from conftest import make_app
 
@@ -39,7 +39,7 @@ def test_only_one_worker_holds_the_scheduler_lease_until_it_dies(app):
     from datetime import timedelta
 
     from supportwidget.models import Heartbeat
-    from supportwidget.worker import SCHEDULER, take_scheduler_lease
+    from supportwidget.platform.heartbeat import SCHEDULER, take_scheduler_lease
 
     assert take_scheduler_lease("worker-a", seconds=45) is True
     assert take_scheduler_lease("worker-b", seconds=45) is False  # a holds it
@@ -64,7 +64,7 @@ def test_postgresql_connections_carry_timeouts(app, database_url):
 def test_database_url_options_survive_the_timeouts():
     from sqlalchemy.engine import make_url
 
-    from supportwidget.database import postgresql_timeouts
+    from supportwidget.platform.database import postgresql_timeouts
 
     url = make_url("postgresql+psycopg://db/app?options=-csearch_path%3Dtenant&connect_timeout=3")
     args = postgresql_timeouts(url.query, 30_000)

@@ -23,8 +23,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect
 
-from supportwidget import i18n, tickets, updates
 from supportwidget.models import Site, SlaPlan, Staff, Ticket, db
+from supportwidget.platform import i18n
+from supportwidget.tickets import actions as updates
+from supportwidget.tickets import filing as tickets
 
 from conftest import form_token, standard_fields
 
@@ -227,7 +229,7 @@ def test_unsupported_locale_falls_back_to_english_left_to_right(
 
 
 def test_form_css_uses_logical_sides_only() -> None:
-    css = (ROOT / "supportwidget" / "static" / "form.css").read_text()
+    css = (ROOT / "supportwidget" / "intake" / "static" / "form.css").read_text()
     physical = re.findall(
         r"(?:margin|padding|border)-(?:left|right)|text-align:\s*(?:left|right)|float:", css
     )

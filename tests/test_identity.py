@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from supportwidget import identity
+from supportwidget.intake import identity
 from supportwidget.models import Site, Ticket, db
 
 from conftest import form_token, standard_fields

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from supportwidget import logs
+from supportwidget.platform import logs
 
 from conftest import form_token, make_app, running, seed_site, standard_fields
 from vonage_standin import API_KEY, API_SECRET

@@ -14,7 +14,7 @@ import pytest
 import trustme
 from flask import Flask
 
-from supportwidget.mail import (
+from supportwidget.notify.channels.email import (
     Message,
     Outgoing,
     PermanentMailError,

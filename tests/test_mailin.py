@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from PIL import Image
 from test_dashboard import new_request
 
-from supportwidget import create_app, updates
+from supportwidget import create_app
 from supportwidget.models import Notification, SlaPause, Staff, Ticket, TicketEvent, db
+from supportwidget.tickets import actions as updates
 
 
 def mail(sender, subject, body="Here is the information you asked for.", **headers):

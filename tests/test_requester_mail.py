@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 from test_dashboard import new_emergency, new_request
 
-from supportwidget import emergencies, updates
+from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Staff, Ticket, db
+from supportwidget.tickets import actions as updates
 
 from conftest import form_token, standard_fields
 

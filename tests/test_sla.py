@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from supportwidget import sla, tickets, tokens
 from supportwidget.models import Client, Site, SlaPause, SlaPlan, Staff, Ticket, db
+from supportwidget.platform import tokens
+from supportwidget.sla import schedules as sla
+from supportwidget.tickets import filing as tickets
 
 from conftest import form_token, standard_fields
 

@@ -16,15 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from vonage_http_client import Auth
 
-from supportwidget import sms as sms_module
-from supportwidget.gsm import GSM_BASIC, GSM_EXTENDED, sms_text
-from supportwidget.sms import (
-    UNKNOWN,
-    SmsResult,
-    sms,
-    sms_sent,
-    verify_signature,
-)
+from supportwidget.notify.channels import vonage as sms_module
+from supportwidget.notify.channels.base import SmsResult
+from supportwidget.notify.channels.sms import sms, sms_sent
+from supportwidget.notify.channels.vonage import UNKNOWN, verify_signature
+from supportwidget.notify.gsm import GSM_BASIC, GSM_EXTENDED, sms_text
 
 from smtp_fixtures import free_port
 

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from supportwidget import messages
 from supportwidget.models import Attachment, Notification, Ticket, db
+from supportwidget.notify import messages
 
 from conftest import form_token, standard_fields
 
@@ -225,8 +225,8 @@ def test_status_page_shows_the_ticket_and_refuses_forged_tokens(client, site):
 
 
 def test_smtp_down_then_up_delivers_each_mail_exactly_once(app, client, site, smtp_server):
-    from supportwidget import outbox
     from supportwidget.models import utcnow
+    from supportwidget.notify import outbox
 
     with smtp_server.outage():
         response = submit(client, site)
@@ -281,8 +281,8 @@ def test_a_slow_batch_hands_back_what_its_lease_cannot_cover(app, client, site, 
 def test_worker_killed_mid_send_is_redriven_with_the_same_message_id(
     app, client, site, smtp_server
 ):
-    from supportwidget import outbox
     from supportwidget.models import utcnow
+    from supportwidget.notify import outbox
 
     with smtp_server.outage():
         submit(client, site)
@@ -311,8 +311,8 @@ def test_worker_killed_mid_send_is_redriven_with_the_same_message_id(
     ],
 )
 def test_every_requester_email_links_the_emergency_form(client, site, template, extra):
-    from supportwidget import messages
     from supportwidget.models import Staff
+    from supportwidget.notify import messages
 
     submit(client, site)
     ticket = db.session.scalar(sa.select(Ticket))

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from supportwidget import outbox, tickets
 from supportwidget.models import Client, Notification, Site, Staff, db
+from supportwidget.notify import outbox
+from supportwidget.tickets import filing as tickets
 
 from conftest import PG_URL, make_app, standard_fields
 from smtp_fixtures import free_port

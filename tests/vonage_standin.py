@@ -24,7 +24,7 @@ import pytest
 import trustme
 from flask import Flask
 
-from supportwidget.sms import sms
+from supportwidget.notify.channels.sms import sms
 
 API_KEY = "standin-key"
 API_SECRET = "standin-secret"

@@ -1,0 +1,88 @@
+"""Inbound paths to acknowledge emergencies: Vonage webhooks and one-time links."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, render_template, request
+
+from supportwidget.emergencies import paging as emergencies
+from supportwidget.models import HandledMessage, Notification, Staff, db, parse_id
+from supportwidget.notify import outbox
+from supportwidget.notify.channels import vonage
+from supportwidget.tickets import filing as tickets
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+ACK = re.compile(r"^\s*ack\b(?:\s*(?:sup-?)?\s*(\d+))?", re.IGNORECASE)
+
+
+def first_receipt(key: str, digest: str) -> None:
+    """Mark a webhook message and its signed payload as handled; abort 409 on a replay.
+
+    The mark joins the transaction of the work it guards: if that work fails (a locked
+    database), nothing is marked and Vonage's retry of the same message is handled.
+    """
+    for mark in (key, "signed:" + digest):
+        if not HandledMessage.first_time(mark):
+            abort(409, "This message was already received.")
+
+
+def handled() -> Response:
+    """Commit the receipt's mark with whatever it did, and tell Vonage it arrived."""
+    db.session.commit()
+    return Response(status=204)
+
+
+@bp.route("/webhooks/vonage/inbound", methods=["GET", "POST"])
+def inbound_sms() -> Response:
+    """Acknowledge an emergency from a staff member's 'ACK 12' reply."""
+    message = vonage.inbound_sms(vonage.signed_params())
+    first_receipt("in:" + message.message_id, message.digest)
+    member = db.session.scalar(sa.select(Staff).where(Staff.phone == message.sender))
+    match = ACK.match(message.text)
+    if member is None or match is None:
+        log.info("inbound SMS ignored (unknown sender or not an ACK)")
+        return handled()
+    ticket = (
+        tickets.find_by_reference(match.group(1))
+        if match.group(1)
+        else emergencies.latest_open_emergency_for(member)
+    )
+    if ticket is not None:
+        emergencies.acknowledge(ticket, member, via="sms")
+    return handled()
+
+
+@bp.route("/webhooks/vonage/status", methods=["GET", "POST"])
+def delivery_receipt() -> Response:
+    """Store an SMS delivery receipt; a failed delivery counts as not paged."""
+    receipt = vonage.delivery_receipt(vonage.signed_params())
+    first_receipt(f"dlr:{receipt.message_id}:{receipt.status}:{receipt.timestamp}", receipt.digest)
+    row = None
+    if (row_id := parse_id(receipt.client_ref)) is not None:
+        row = db.session.get(Notification, row_id)
+    if row is None:
+        row = db.session.scalar(
+            sa.select(Notification).where(Notification.provider_id == receipt.message_id)
+        )
+    if row is None:
+        return handled()
+    outbox.record_delivery(row, receipt.status, f"Vonage err-code {receipt.error_code}")
+    return handled()
+
+
+@bp.route("/a/<code>", methods=["GET", "POST"])
+def acknowledge_link(code: str) -> str:
+    """Acknowledge from the link in a page; GET only asks, so link previews cannot ack."""
+    found = emergencies.read_ack_code(code)
+    if found is None:
+        abort(404, "This acknowledgement link is not valid.")
+    ticket, member = found
+    done = False
+    if request.method == "POST":
+        done = emergencies.acknowledge(ticket, member, via="link")
+        db.session.refresh(ticket)
+    return render_template("acknowledge.html", ticket=ticket, member=member, done=done)

@@ -1,0 +1,230 @@
+"""Hosted request forms: fields, validation, and a cookie-free form token."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import date, timedelta
+from typing import Any
+
+from babel import support
+from flask import current_app
+from flask_babel import get_locale, gettext
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    MultipleFileField,
+    RadioField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.csrf.core import CSRF
+from wtforms.fields import SelectChoice
+from wtforms.i18n import messages_path
+from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+
+from supportwidget.models import utcnow
+from supportwidget.platform import i18n, plaintext, tokens
+from supportwidget.platform.screenshots import Screenshot, ScreenshotError, clean_screenshot
+
+MAX_SCREENSHOTS = 5
+MAX_PAGE_META = 8192
+CATEGORIES = [SelectChoice(value, label) for value, label in i18n.CATEGORY_NAMES.items()]
+
+
+class SiteFormToken(CSRF):
+    """Stateless, signed, expiring token bound to the site key.
+
+    Inside an iframe on the client's site the browser blocks or partitions our
+    cookies, so the token must not depend on a session.
+    """
+
+    def setup_form(self, form: Any) -> Any:
+        self.site_key = form.meta.csrf_context
+        return super().setup_form(form)
+
+    def generate_csrf_token(self, csrf_token_field: Any) -> str:
+        return tokens.form_token(self.site_key)
+
+    def validate_csrf_token(self, form: Any, field: Any) -> None:
+        try:
+            form.nonce = tokens.read_form_token(field.data or "", self.site_key)
+        except tokens.TokenError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+def not_in_the_past(form: Any, field: Any) -> None:
+    """Refuse dates already past everywhere on earth (UTC-12)."""
+    earliest_today = (utcnow() - timedelta(hours=12)).date()
+    if field.data and field.data < earliest_today:
+        raise ValidationError(gettext("The date can't be in the past."))
+
+
+def one_line_only(form: Any, field: Any) -> None:
+    """Refuse line breaks and control characters in a field that lands in a header or line."""
+    if field.data and not plaintext.is_one_line(field.data):
+        raise ValidationError(
+            gettext("Please write this on one line, without line breaks or control characters.")
+        )
+
+
+def valid_page_meta(form: Any, field: Any) -> None:
+    """Accept only a small JSON object from the widget."""
+    if not field.data:
+        return
+    if len(field.data) > MAX_PAGE_META:
+        raise ValidationError(gettext("Page details are too large."))
+    try:
+        value = json.loads(field.data)
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" nested thousands deep
+        raise ValidationError(gettext("Page details are not valid JSON.")) from exc
+    if not isinstance(value, dict):
+        raise ValidationError(gettext("Page details must be an object."))
+
+
+@functools.cache
+def wtforms_catalog(language: str) -> support.Translations:
+    """Load WTForms' message catalog for a language (Flask-WTF reloads it on every request)."""
+    return support.Translations.load(messages_path(), [language], domain="wtforms")
+
+
+class RequestForm(FlaskForm):
+    """Fields shared by the standard and the emergency form."""
+
+    class Meta:
+        csrf = True
+        csrf_class = SiteFormToken
+        csrf_field_name = "form_token"
+
+        def get_translations(self, form: Any) -> Any:
+            """Return WTForms' own messages in the page's language, loaded once per language."""
+            return wtforms_catalog(str(get_locale()))
+
+    subject = StringField(
+        _l("Subject"),
+        validators=[
+            DataRequired(_l("Please give a short subject.")),
+            Length(3, 150),
+            one_line_only,
+        ],
+    )
+    description = TextAreaField(
+        _l("Description"),
+        validators=[DataRequired(_l("Please describe the problem.")), Length(10, 20_000)],
+    )
+    name = StringField(
+        _l("Your name"),
+        validators=[DataRequired(_l("Please give your name.")), Length(max=120), one_line_only],
+    )
+    email = EmailField(
+        _l("Your e-mail"),
+        validators=[
+            DataRequired(_l("Please give your e-mail address.")),
+            Email(_l("Please give a valid e-mail address."), check_deliverability=False),
+            Length(max=254),
+        ],
+    )
+    screenshots = MultipleFileField(_l("Screenshots"))
+    page_meta = HiddenField(validators=[valid_page_meta])
+
+    def __init__(self, site_key: str, **kwargs: Any) -> None:
+        super().__init__(meta={"csrf_context": site_key}, **kwargs)
+        self.nonce: str | None = None
+        self.cleaned_screenshots: list[Screenshot] = []
+
+    def validate_screenshots(self, field: Any) -> None:
+        """Decode and re-encode each screenshot; refuse anything that is not an image."""
+        files = [f for f in (field.data or []) if getattr(f, "filename", "")]
+        if len(files) > MAX_SCREENSHOTS:
+            raise ValidationError(
+                gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS)
+            )
+        limit = current_app.config["MAX_SCREENSHOT_BYTES"]
+        cleaned = []
+        for upload in files:
+            raw = upload.stream.read(limit + 1)
+            try:
+                cleaned.append(clean_screenshot(raw, upload.filename, limit))
+            except ScreenshotError as exc:
+                raise ValidationError(str(exc)) from exc
+        self.cleaned_screenshots = cleaned
+
+    def page_details(self) -> dict[str, Any]:
+        """Return the widget's page metadata as a dict, each text on one line.
+
+        Staff e-mail shows it one "key: value" per line: a line break in a value could
+        fake lines there (an "acknowledge" link of the sender's choosing).
+        """
+        return (
+            plaintext.one_line_json(json.loads(self.page_meta.data)) if self.page_meta.data else {}
+        )
+
+
+class StandardRequestForm(RequestForm):
+    needed_by = DateField(_l("Needed by (optional)"), validators=[Optional(), not_in_the_past])
+    urgency_note = StringField(
+        _l("Why by then? (optional)"), validators=[Optional(), Length(max=500), one_line_only]
+    )
+
+
+class EmergencyForm(RequestForm):
+    category = RadioField(
+        _l("What is happening?"),
+        choices=CATEGORIES,
+        validators=[DataRequired(_l("Please choose what is happening."))],
+    )
+    callback_phone = StringField(
+        _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40), one_line_only]
+    )
+    billing_consent = BooleanField(_l("I understand and agree"))
+
+    def __init__(self, site_key: str, needs_consent: bool, **kwargs: Any) -> None:
+        super().__init__(site_key, **kwargs)
+        self.needs_consent = needs_consent
+
+    def validate_billing_consent(self, field: Any) -> None:
+        """Require consent to the emergency rate from clients without an SLA."""
+        if self.needs_consent and not field.data:
+            raise ValidationError(gettext("Please confirm you accept the emergency rate."))
+
+
+def form_strings() -> dict[str, str]:
+    """Return form.js's messages in the current language; '{name}' marks a file name."""
+    name = "{name}"
+    return {
+        "coverIn": gettext("Cover private details in %(name)s", name=name),
+        "remove": gettext("Remove"),
+        "removeFile": gettext("Remove %(name)s", name=name),
+        "notImage": gettext(
+            "%(name)s is not an image. Please attach PNG, JPEG, WebP or GIF files.", name=name
+        ),
+        "tooMany": gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS),
+        "tooLarge": gettext("%(name)s is too large.", name=name),
+        "unreadable": gettext("%(name)s could not be read as an image.", name=name),
+        "coverTitle": gettext("Cover private details"),
+        "coverHint": gettext(
+            "Drag across names, e-mail addresses or numbers to cover them with a black box. "
+            "Only the covered image is sent."
+        ),
+        "canvas": gettext("Screenshot with the boxes drawn so far"),
+        "undo": gettext("Undo last box"),
+        "cancel": gettext("Cancel"),
+        "done": gettext("Done"),
+        "coveredTooLarge": gettext(
+            "%(name)s is too large once covered. Please crop it first.", name=name
+        ),
+        "captureFailed": gettext("This page could not be captured."),
+        "capture": gettext("Capture this page"),
+        "sendFailed": gettext(
+            "Your request could not be sent. Please check your connection and try again."
+        ),
+    }
+
+
+def today() -> date:
+    """Return today's UTC date."""
+    return utcnow().date()

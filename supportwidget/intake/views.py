@@ -1,0 +1,271 @@
+"""Public pages: the widget loader, the hosted forms, the requester's status page."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+)
+from flask_babel import gettext
+from flask_limiter import RequestLimit
+from sqlalchemy import orm
+from sqlalchemy.exc import SQLAlchemyError
+
+from supportwidget.emergencies import paging as emergencies
+from supportwidget.intake import identity
+from supportwidget.intake.forms import (
+    EmergencyForm,
+    RequestForm,
+    StandardRequestForm,
+    form_strings,
+)
+from supportwidget.models import Site, Ticket, db, utcnow
+from supportwidget.platform import i18n, limits, tokens
+from supportwidget.platform.errors import agency_contact
+from supportwidget.sla import schedules as sla
+from supportwidget.tickets import filing as tickets
+
+bp = Blueprint("hosted", __name__)
+log = logging.getLogger(__name__)
+# The database or the upload folder failing at submit: tell the requester, keep their text.
+UNAVAILABLE = (SQLAlchemyError, OSError)
+
+
+def _emergency_limit() -> str:
+    return current_app.config["EMERGENCY_RATE_LIMIT"]
+
+
+def _site_key() -> str:
+    return (request.view_args or {}).get("site_key", "")
+
+
+def _filed(response: Response) -> bool:
+    """Count only emergencies actually filed, not forms sent back with errors."""
+    return response.status_code == 200
+
+
+def _flood(limit: RequestLimit) -> None:
+    """Tell staff, once an hour per site, that someone hit the emergency limit."""
+    emergencies.report_flood(_site_key(), request.remote_addr or "unknown")
+
+
+# Emergencies page people at night: at most a few per site and per client IP.
+emergency_per_site = limits.limiter.shared_limit(
+    _emergency_limit,
+    scope="emergency-site",
+    key_func=_site_key,
+    methods=["POST"],
+    deduct_when=_filed,
+    on_breach=_flood,
+)
+emergency_per_ip = limits.limiter.limit(
+    _emergency_limit, methods=["POST"], deduct_when=_filed, on_breach=_flood
+)
+
+
+def load_site(site_key: str) -> Site:
+    """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
+    # Every form page shows the client's name: load it with the site.
+    with_client = sa.select(Site).options(orm.joinedload(Site.client))
+    site = db.session.scalar(with_client.where(Site.site_key == site_key))
+    if site is None:
+        site = db.session.scalar(
+            with_client.where(
+                Site.previous_site_key == site_key, Site.previous_key_expires_at > utcnow()
+            )
+        )
+    if site is None:
+        abort(404, gettext("There is no support form at this address. Please check the link."))
+    if not site.enabled:
+        abort(
+            403,
+            gettext("Support requests for this site are switched off. Please contact the agency."),
+        )
+    return site
+
+
+def framed(response: Response, site: Site) -> Response:
+    """Allow only the site's own origins to frame a form page."""
+    origins = " ".join(o for o in site.allowed_origins if o.startswith(("https://", "http://")))
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+        f"script-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+        f"frame-ancestors 'self' {origins}".strip()
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def page(template: str, site: Site, status: int = 200, **context: Any) -> Response:
+    """Render a hosted page with its security headers."""
+    embedded = request.args.get("embed") == "1"
+    config = {
+        "allowedOrigins": site.allowed_origins,
+        "maxBytes": current_app.config["MAX_SCREENSHOT_BYTES"],
+        "embedded": embedded,
+        # form.js speaks the page's language: its messages come from the catalogs.
+        "strings": form_strings(),
+    }
+    html = render_template(
+        template,
+        site=site,
+        client=site.client,
+        embedded=embedded,
+        # "<" escaped: an origin containing "</script>" must not end the script element.
+        widget_config=json.dumps(config).replace("<", "\\u003c"),
+        **context,
+    )
+    return framed(Response(html, status=status), site)
+
+
+def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Answer 503 with the requester's text when the database or disk fails: nothing is saved."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except UNAVAILABLE:
+            log.exception("could not file a request at %s", request.path)
+            db.session.rollback()
+            html = render_template(
+                "hosted/unavailable.html",
+                fields=[(k, v) for k, v in request.form.items(multi=True)],
+                had_files=any(f.filename for f in request.files.getlist("screenshots")),
+                contact=agency_contact(),
+            )
+            response = Response(html, status=503)
+            response.headers["Retry-After"] = "60"
+            # Shown inside the widget on any client site: it only echoes the sender's own text.
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors *"
+            )
+            return response
+
+    return wrapper
+
+
+@bp.get("/widget.js")
+def widget_js() -> Response:
+    """Serve the loader script, cacheable for an hour."""
+    response = send_from_directory(
+        current_app.static_folder, "widget.js", mimetype="text/javascript", max_age=3600
+    )
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.route("/s/<site_key>", methods=["GET", "POST"])
+@limits.public_form
+@keeps_input
+def standard_form(site_key: str) -> Response:
+    """Show the standard-request form and file the ticket it submits."""
+    site = load_site(site_key)
+    form = StandardRequestForm(site.site_key)
+    if not form.is_submitted():
+        return page("hosted/standard.html", site, form=form)
+    if not form.validate():
+        status = 400 if form.form_token.errors else 422
+        return page("hosted/standard.html", site, status=status, form=form)
+    ticket = tickets.open_standard_request(site, request_from(site, form))
+    return answer(ticket)
+
+
+@bp.route("/s/<site_key>/emergency", methods=["GET", "POST"])
+@limits.public_form
+@emergency_per_site
+@emergency_per_ip
+@keeps_input
+def emergency_form(site_key: str) -> Response:
+    """Show the emergency form and page the on-call team for what it submits."""
+    site = load_site(site_key)
+    needs_consent = emergencies.needs_billing_consent(site)
+    form = EmergencyForm(site.site_key, needs_consent)
+    if not form.is_submitted():
+        return page("hosted/emergency.html", site, form=form, needs_consent=needs_consent)
+    if not form.validate():
+        status = 400 if form.form_token.errors else 422
+        return page(
+            "hosted/emergency.html", site, status=status, form=form, needs_consent=needs_consent
+        )
+    ticket = emergencies.open_emergency(
+        site,
+        request_from(site, form),
+        category=form.category.data,
+        callback_phone=form.callback_phone.data or None,
+        billing_consent=bool(form.billing_consent.data),
+    )
+    return answer(ticket)
+
+
+def request_from(site: Site, form: RequestForm) -> tickets.Request:
+    """Turn a validated form into the workflow's request, checking any signed identity."""
+    meta = form.page_details()
+    signed = identity.verified_identity(site, meta)
+    if isinstance(meta.get("user"), dict):
+        meta["user"].pop("signature", None)
+    return tickets.Request(
+        subject=form.subject.data,
+        description=form.description.data,
+        name=form.name.data,
+        email=form.email.data,
+        needed_by=getattr(form, "needed_by", None) and form.needed_by.data,
+        urgency_note=getattr(form, "urgency_note", None) and form.urgency_note.data,
+        page_meta=meta,
+        screenshots=form.cleaned_screenshots,
+        nonce=form.nonce,
+        identity_verified=signed is not None
+        and signed.email == form.email.data.strip().lower()
+        and signed.name == form.name.data.strip(),
+        # Later e-mails to the requester are written in the language they filed in.
+        locale=i18n.current_language(),
+    )
+
+
+@bp.post("/s/<site_key>/identity")
+def check_identity(site_key: str) -> Response:
+    """Tell the form page whether the widget's signed user is genuine (to lock the fields)."""
+    site = load_site(site_key)
+    data = request.get_json(silent=True) or {}
+    signed = identity.verified_identity(site, {"user": data if isinstance(data, dict) else {}})
+    return jsonify(verified=signed is not None)
+
+
+def answer(ticket: Ticket) -> Response:
+    """Render the confirmation: reference, summary, expected timeframe."""
+    return page(
+        "hosted/answer.html",
+        ticket.site,
+        ticket=ticket,
+        expectation=sla.expectation(ticket),
+        status_url="/t/" + tokens.status_token(ticket.id),
+    )
+
+
+@bp.get("/t/<token>")
+def status_page(token: str) -> str:
+    """Show a requester the status of one ticket, no login needed."""
+    try:
+        ticket = db.session.get(Ticket, tokens.read_status_token(token))
+    except tokens.TokenError:
+        ticket = None
+    if ticket is None:
+        abort(404, gettext("This status link is not valid. Please use the link from your e-mail."))
+    # Without an explicit ?locale=, show the page in the language the request was filed in.
+    with i18n.language(i18n.explicit_locale() or ticket.locale or i18n.current_language()):
+        return render_template(
+            "hosted/status.html", ticket=ticket, expectation=sla.expectation(ticket)
+        )

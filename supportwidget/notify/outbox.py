@@ -1,0 +1,192 @@
+"""The transactional outbox: claim a Notification row, send it once, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from supportwidget.models import Notification, db, utcnow
+from supportwidget.notify.channels import CHANNELS
+from supportwidget.notify.channels.base import Outcome
+from supportwidget.platform import database, jobs
+
+log = logging.getLogger(__name__)
+
+#: Called with a Notification that failed for good; returns follow-up rows to send.
+FailureHook = Callable[[Notification], list[Notification]]
+# Delivery receipts that mean the message never reached the person.
+FAILED_DELIVERY = frozenset({"failed", "expired", "rejected"})
+# Rows per delivery job at most (e-mail: one claim, one SMTP connection and one commit for
+# them all). A worker killed mid-batch resends at most this many, e-mail with its Message-ID.
+BATCH = max(channel.batch for channel in CHANNELS.values())
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return the wait before the next attempt: 15 s, 30 s, 60 s … capped at one hour."""
+    return timedelta(seconds=min(15 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def claim(ids: list[int], now: datetime | None = None) -> list[Notification]:
+    """Mark the due rows among `ids` as sending, atomically, so only one worker sends each."""
+    now = now or utcnow()
+    rows = db.session.scalars(
+        sa.update(Notification)
+        .where(
+            Notification.id.in_(ids),
+            Notification.status == "pending",
+            Notification.next_attempt_at <= now,
+        )
+        .values(status="sending", attempts=Notification.attempts + 1, claimed_at=now)
+        .returning(Notification),
+        execution_options={"populate_existing": True},
+    ).all()
+    database.commit_keeping_loaded()  # the rows are ours now: no need to read them back
+    return sorted(rows, key=lambda row: row.id)
+
+
+def deliver(notification_ids: int | list[int], now: datetime | None = None) -> list[str]:
+    """Send the due, unclaimed rows among the ids (one SMTP connection); return new statuses."""
+    ids = [notification_ids] if isinstance(notification_ids, int) else list(notification_ids)
+    rows = claim(ids, now)
+    if not rows:
+        return []
+    _record(rows, _send_all(rows))
+    return [row.status for row in rows]
+
+
+def _send_all(rows: list[Notification]) -> list[Outcome]:
+    """Send the rows through their channels; start none once half the claim's lease is gone."""
+    until = time.monotonic() + current_app.config["OUTBOX_LEASE_SECONDS"] / 2
+    outcomes: dict[int, Outcome] = {}
+    for name in dict.fromkeys(row.channel for row in rows):
+        batch = [row for row in rows if row.channel == name]
+        channel = CHANNELS.get(name)
+        if channel is None:  # never guess: an unknown channel is not an SMS
+            sent = [("failed", f"not sent: no channel {name!r}")] * len(batch)
+        else:
+            sent = channel.send(batch, until)
+        outcomes.update(zip((row.id for row in batch), sent, strict=True))
+    return [outcomes[row.id] for row in rows]
+
+
+def _record(rows: list[Notification], outcomes: list[Outcome]) -> None:
+    """Store every outcome in one commit, then queue follow-ups, retries and released rows."""
+    now = utcnow()
+    follow_ups: list[Notification] = []
+    for row, (outcome, detail) in zip(rows, outcomes, strict=True):
+        if outcome == "release":  # not attempted: back in the queue as it was
+            row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now
+        elif outcome == "sent":
+            row.status, row.sent_at, row.provider_id, row.last_error = "sent", now, detail, None
+        elif outcome == "retry" and row.attempts < current_app.config["OUTBOX_MAX_ATTEMPTS"]:
+            row.status, row.last_error = "pending", detail
+            row.next_attempt_at = now + backoff(row.attempts)
+        else:
+            row.status, row.last_error = "failed", detail
+        if row.status == "failed":
+            follow_ups += _follow_ups(row)
+    database.commit_keeping_loaded()  # the log lines and retries below read the rows
+    schedule(follow_ups)
+    retries: dict[datetime, list[Notification]] = {}
+    for row, (outcome, detail) in zip(rows, outcomes, strict=True):
+        if row.status == "pending":
+            retries.setdefault(row.next_attempt_at, []).append(row)
+        log.info(
+            "notification %s (%s, %s) %s%s",
+            row.id,
+            row.channel,
+            row.purpose,
+            "released" if outcome == "release" else row.status,
+            f": {detail}" if detail else "",
+        )
+    for at, due_rows in retries.items():
+        schedule(due_rows, at=at)
+
+
+def record_delivery(row: Notification, status: str, detail: str) -> None:
+    """Store a delivery receipt; a message that never arrived counts as failed (staff told)."""
+    row.delivery_status = status
+    follow_ups: list[Notification] = []
+    if status in FAILED_DELIVERY:
+        row.last_error = f"delivery {status} ({detail})"
+        follow_ups = _follow_ups(row)
+    db.session.commit()
+    schedule(follow_ups)
+
+
+def _follow_ups(row: Notification) -> list[Notification]:
+    """Return the rows the app's failure hooks queue about a row that failed for good."""
+    hooks: Sequence[FailureHook] = current_app.extensions["supportwidget-outbox"]
+    return [new for hook in hooks for new in hook(row)]
+
+
+def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:
+    """Return (id, channel) of flushed rows, to schedule after the commit without re-reading."""
+    return [(row.id, row.channel) for row in rows]
+
+
+def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
+    """Hand committed rows to the queue; the re-drive catches any the queue loses."""
+    schedule_due(due(rows), at)
+
+
+def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
+    """Queue deliveries by (id, channel): on the channel's lane, in the channel's batches."""
+    ids: dict[str, list[int]] = {name: [] for name in CHANNELS}
+    for notification_id, channel in pairs:
+        ids.setdefault(channel, []).append(notification_id)
+    fallback = next(iter(CHANNELS.values()))  # a lane for unknown channels: deliver fails them
+    for name, channel_ids in ids.items():
+        channel = CHANNELS.get(name, fallback)
+        for chunk in _chunks(channel_ids, channel.batch if name in CHANNELS else 1):
+            try:
+                jobs.enqueue("deliver", chunk, lane=channel.lane, at=at)
+            except Exception:  # noqa: BLE001 - the rows are durable; redrive will send them
+                log.exception("could not enqueue notifications %s; re-drive will", chunk)
+
+
+def _chunks(ids: list[int], size: int = BATCH) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def redrive(now: datetime | None = None) -> int:
+    """Re-queue due pending rows and rows stuck in sending past their lease."""
+    now = now or utcnow()
+    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+    db.session.execute(
+        sa.update(Notification)
+        .where(Notification.status == "sending", Notification.claimed_at < now - lease)
+        .values(status="pending", last_error="worker stopped while sending; retrying")
+    )
+    db.session.commit()
+    due = db.session.scalars(
+        sa.select(Notification)
+        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .order_by(Notification.channel.desc(), Notification.id)
+        .limit(1000)
+    ).all()
+    schedule(due)
+    return len(due)
+
+
+def deliver_due(now: datetime | None = None) -> int:
+    """Send every due row in this process (tests, `worker --once`); return how many."""
+    now = now or utcnow()
+    ids = db.session.scalars(
+        sa.select(Notification.id).where(
+            Notification.status == "pending", Notification.next_attempt_at <= now
+        )
+    ).all()
+    for chunk in _chunks(list(ids)):
+        deliver(chunk, now)
+    return len(ids)
+
+
+def init_app(app: Flask, on_failure: Sequence[FailureHook] = ()) -> None:
+    """Bind what follows a notification that failed for good (e.g. "could not page Bob")."""
+    app.extensions["supportwidget-outbox"] = tuple(on_failure)

@@ -1,0 +1,161 @@
+"""Languages: what the requester reads is in English, French or German; staff read English.
+
+The locale comes from ``?locale=`` (the widget passes its ``data-locale``), else the
+browser's ``Accept-Language``, else English. Only the requester's pages (``/s/…``,
+``/t/…``) are negotiated: the dashboard, the API, webhooks and staff e-mail stay English.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date as babel_date
+from babel.dates import format_datetime as babel_datetime
+from flask import Flask, has_request_context, request
+from flask_babel import Babel, force_locale, get_locale, lazy_gettext, refresh
+
+babel = Babel()
+
+DEFAULT_LOCALE = "en"
+LOCALES = ("en", "fr", "de")
+# Requester-facing paths: the hosted forms, their answers and the status page.
+PUBLIC_PREFIXES = ("/s/", "/t/")
+
+# CLDR patterns per language: English keeps the house style "Tue 1 Dec, 13:00".
+DUE_PATTERNS = {
+    "en": "EEE d MMM, HH:mm",
+    "fr": "EEE d MMM, HH:mm",
+    "de": "EEE, d. MMM, HH:mm",
+}
+DATE_PATTERNS = {
+    "en": "EEE d MMM y",
+    "fr": "EEE d MMM y",
+    "de": "EEE, d. MMM y",
+}
+SENT_PATTERNS = {
+    "en": "EEE d MMM y, HH:mm",
+    "fr": "EEE d MMM y, HH:mm",
+    "de": "EEE, d. MMM y, HH:mm",
+}
+
+STATUS_NAMES = {
+    "new": lazy_gettext("New"),
+    "in_progress": lazy_gettext("In progress"),
+    "waiting_on_client": lazy_gettext("Waiting on you"),
+    "resolved": lazy_gettext("Resolved"),
+    "closed": lazy_gettext("Closed"),
+}
+# The only three emergencies; everything else is a standard request.
+CATEGORY_NAMES = {
+    "offline": lazy_gettext("Website offline / down"),
+    "hacked": lazy_gettext("Website seems hacked"),
+    "broken": lazy_gettext("Main website functionality not working"),
+}
+
+
+def supported(value: str | None) -> str | None:
+    """Return the supported language of a tag ('fr-CA' -> 'fr'), or None."""
+    if not value:
+        return None
+    language = value.replace("_", "-").split("-")[0].strip().lower()
+    return language if language in LOCALES else None
+
+
+def select_locale() -> str:
+    """Choose the request's locale: ?locale=, else Accept-Language, else English."""
+    if not has_request_context() or not request.path.startswith(PUBLIC_PREFIXES):
+        return DEFAULT_LOCALE
+    asked = supported(request.args.get("locale"))
+    if asked:
+        return asked
+    return request.accept_languages.best_match(LOCALES) or DEFAULT_LOCALE
+
+
+def current_language() -> str:
+    """Return the language in use now ('en' outside a request)."""
+    locale = get_locale()
+    return supported(locale.language if locale else None) or DEFAULT_LOCALE
+
+
+def explicit_locale() -> str | None:
+    """Return the supported ?locale= of this request, to carry into links and form actions."""
+    return supported(request.args.get("locale")) if has_request_context() else None
+
+
+def text_direction(language: str) -> str:
+    """Return 'rtl' or 'ltr' for a language, from CLDR's character order."""
+    try:
+        order = Locale.parse(language).character_order
+    except (ValueError, TypeError):
+        return "ltr"
+    return "rtl" if order == "right-to-left" else "ltr"
+
+
+def format_due(moment: datetime, timezone: str) -> str:
+    """Return a due time in the current language and the plan's timezone."""
+    language = current_language()
+    return babel_datetime(
+        moment, DUE_PATTERNS[language], tzinfo=ZoneInfo(timezone), locale=language
+    )
+
+
+def format_day(day: date) -> str:
+    """Return a calendar date in the current language: 'Mon 1 Mar 2027'."""
+    language = current_language()
+    return babel_date(day, DATE_PATTERNS[language], locale=language)
+
+
+def utc_time(moment: datetime, time_only: bool = False) -> str:
+    """Return a stored (UTC) instant in the current language: 'Mon 30 Nov 2026, 11:30 UTC'."""
+    language = current_language()
+    pattern = "HH:mm" if time_only else SENT_PATTERNS[language]
+    return babel_datetime(moment, pattern, tzinfo=ZoneInfo("UTC"), locale=language) + " UTC"
+
+
+def status_name(status: str) -> str:
+    """Return a ticket status as the requester reads it."""
+    name = STATUS_NAMES.get(status)
+    return str(name) if name is not None else status.replace("_", " ")
+
+
+def category_name(category: str | None) -> str:
+    """Return an emergency category as the requester reads it."""
+    name = CATEGORY_NAMES.get(category or "")
+    return str(name) if name is not None else category or ""
+
+
+@contextmanager
+def language(locale: str | None) -> Iterator[None]:
+    """Render inside a block in a given language (unsupported or none: English)."""
+    with force_locale(supported(locale) or DEFAULT_LOCALE):
+        yield
+
+
+def _page_language() -> dict[str, Any]:
+    language = current_language()
+    return {"html_lang": language, "text_dir": text_direction(language)}
+
+
+def _fresh_locale(*args: Any) -> None:
+    # Tests (and CLI code) may run many requests in one app context, which shares `g`:
+    # choose the locale again for each request rather than reuse the previous one.
+    refresh()
+
+
+def init_app(app: Flask) -> None:
+    """Bind Babel to the app, with the locale selector and the template helpers."""
+    babel.init_app(app, locale_selector=select_locale)
+    # Templates wrap long sentences across lines: one space between words in each msgid.
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.jinja_env.globals.update(
+        status_name=status_name, category_name=category_name, explicit_locale=explicit_locale
+    )
+    app.jinja_env.filters["utc_time"] = utc_time
+    app.context_processor(_page_language)
+    app.before_request(_fresh_locale)
+    app.teardown_request(_fresh_locale)

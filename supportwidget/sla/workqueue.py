@@ -1,0 +1,97 @@
+"""The staff work queue: one order for the dashboard and the API, keyset-paginated."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from supportwidget.models import MAX_ID, Client, Site, Ticket, db, parse_id
+
+BAD_CURSOR = "The cursor is not valid; start again from the first page."
+
+OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
+ALL_STATUSES = (*OPEN_STATUSES, "resolved", "closed")
+
+
+class CursorError(ValueError):
+    """A pagination cursor that was not made by us."""
+
+
+@dataclass
+class Filters:
+    status: str | None = None  # one status, "open" (default) or "all"
+    client: str | None = None  # client id or name
+    site: str | None = None  # site id or site key
+    kind: str | None = None  # standard / emergency
+
+
+def _order_key(ticket: Ticket) -> tuple[int, datetime, int]:
+    return (ticket.queue_rank, ticket.effective_due_at or ticket.created_at, ticket.id)
+
+
+def encode_cursor(ticket: Ticket) -> str:
+    """Return an opaque cursor pointing just after a ticket."""
+    rank, due, ticket_id = _order_key(ticket)
+    raw = json.dumps([rank, due.isoformat(), ticket_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, datetime, int]:
+    """Return the position a cursor points after, or raise CursorError."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        rank, due, ticket_id = json.loads(raw)
+        position = int(rank), datetime.fromisoformat(due), int(ticket_id)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise CursorError(BAD_CURSOR) from exc
+    # Only what encode_cursor makes: rank 0-9, an aware due time, an id a BIGINT holds.
+    if position[1].tzinfo is None or not (0 <= position[0] <= 9 and 0 <= position[2] <= MAX_ID):
+        raise CursorError(BAD_CURSOR)
+    return position
+
+
+def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
+    status = filters.status or "open"
+    if status == "open":
+        # Same meaning as the open statuses, but served by the queue index (rank 9 = closed).
+        query = query.where(Ticket.queue_rank < 9)
+    elif status != "all":
+        query = query.where(Ticket.status == status)
+    if filters.kind:
+        query = query.where(Ticket.kind == filters.kind)
+    if filters.site:
+        site_match = Site.site_key == filters.site
+        if (site_id := parse_id(filters.site)) is not None:
+            site_match = sa.or_(site_match, Site.id == site_id)
+        query = query.where(Ticket.site_id.in_(sa.select(Site.id).where(site_match)))
+    if filters.client:
+        client_match = Client.name == filters.client
+        if (client_id := parse_id(filters.client)) is not None:
+            client_match = sa.or_(client_match, Client.id == client_id)
+        clients = sa.select(Client.id).where(client_match)
+        query = query.where(
+            Ticket.site_id.in_(sa.select(Site.id).where(Site.client_id.in_(clients)))
+        )
+    return query
+
+
+def work_queue(
+    filters: Filters, limit: int = 50, after: str | None = None
+) -> tuple[list[Ticket], str | None]:
+    """Return one page of tickets in queue order and the cursor of the next page."""
+    query = _filtered(sa.select(Ticket), filters)
+    if after:
+        rank, due, ticket_id = decode_cursor(after)
+        query = query.where(
+            sa.tuple_(Ticket.queue_rank, Ticket.effective_due_at, Ticket.id)
+            > (rank, due, ticket_id)
+        )
+    query = query.order_by(Ticket.queue_rank, Ticket.effective_due_at, Ticket.id).limit(limit + 1)
+    rows = list(db.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]) if more and rows else None)

@@ -1,0 +1,180 @@
+"""Admin pages: clients and contracts, sites and embeds, SLA plans, staff."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.datastructures import MultiDict
+
+from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
+from supportwidget.staff import accounts
+from supportwidget.staff.accounts import AccountError
+from supportwidget.staff.auth import admin_required, current_staff
+
+bp = Blueprint("admin", __name__, url_prefix="/dashboard/admin")
+COLOR = re.compile(r"^#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?$")
+
+
+def _lines(text: str | None) -> list[str]:
+    return [item.strip() for item in re.split(r"[,\s]+", text or "") if item.strip()]
+
+
+def save_client(client: Client, form: MultiDict[str, str]) -> None:
+    """Apply the client form: name, contacts, contract and emergency rate."""
+    name = accounts.client_name(form.get("name"), client)
+    emails = accounts.contact_emails(_lines(form.get("emails")))
+    rate = accounts.hourly_rate(form.get("hourly_rate"), "The hourly rate")
+    accounts.set_contract(
+        client, form.get("sla") or None, form.get("sla_start"), form.get("sla_end"),
+        labels=("The contract start", "The contract end"),
+    )  # fmt: skip
+    client.name, client.emails, client.hourly_rate = name, emails, rate
+
+
+def save_site(site: Site, form: MultiDict[str, str]) -> None:
+    """Apply the site form: address, allowed origins, widget label and colour."""
+    url = form.get("url", "").strip()
+    origins = accounts.allowed_origins(url, _lines(form.get("origins")))
+    label = form.get("label", "").strip() or None
+    color = form.get("color", "").strip() or None
+    if label and len(label) > 60:
+        raise AccountError("The button label can be at most 60 characters.")
+    if color and not COLOR.match(color):
+        raise AccountError("The colour must be a hex colour like #0b5fff.")
+    site.url, site.allowed_origins, site.label, site.color = url, origins, label, color
+    site.name = accounts.site_name(form.get("name"), url)
+    site.enabled = form.get("enabled", "y") in ("y", "on")
+
+
+def create_plan(form: MultiDict[str, str]) -> SlaPlan:
+    """Add an SLA plan from the form, with the same rules as `sla add`."""
+    return accounts.create_plan(
+        form.get("name", ""),
+        form.get("timezone", ""),
+        form.get("hours", ""),
+        form.get("holidays", "").strip() or None,
+        _lines(form.get("holidays_extra")),
+        (form.get("first_response"), form.get("resolution"), form.get("emergency_response")),
+        holiday_label="A holiday",
+    )
+
+
+def save_staff(member: Staff, form: MultiDict[str, str], by: Staff) -> None:
+    """Apply the staff form: phone, on-call flag and role."""
+    phone = accounts.staff_phone(form.get("phone"), member)
+    role = form.get("role", member.role)
+    if role not in ("agent", "admin"):
+        raise AccountError("The role must be agent or admin.")
+    if member.id == by.id and role != "admin":
+        raise AccountError("You cannot remove your own admin role; ask another admin.")
+    member.phone, member.role = phone, role
+    member.on_call = form.get("on_call") in ("y", "on")
+
+
+PAGES: dict[str, tuple[str, Any]] = {
+    "clients": ("dashboard/admin/clients.html", Client.name),
+    "sites": ("dashboard/admin/sites.html", Site.name),
+    "sla": ("dashboard/admin/sla.html", SlaPlan.name),
+    "staff": ("dashboard/admin/staff.html", Staff.name),
+}
+
+
+def render_admin(page: str, error: str | None = None, status: int = 200) -> Response:
+    """Render one admin list page with its forms."""
+    template, order = PAGES[page]
+    html = render_template(
+        template,
+        items=db.session.scalars(sa.select(order.class_).order_by(order)).all(),
+        clients=db.session.scalars(sa.select(Client).order_by(Client.name)).all(),
+        plans=db.session.scalars(sa.select(SlaPlan).order_by(SlaPlan.name)).all(),
+        embed_snippet=accounts.embed_snippet,
+        error=error,
+        form=request.form if error else {},
+    )
+    return Response(html, status=status)
+
+
+@bp.get("/")
+@admin_required
+def index() -> Response:
+    """Show the admin menu."""
+    return Response(render_template("dashboard/admin/index.html"))
+
+
+@bp.get("/<page>")
+@admin_required
+def list_page(page: str) -> Response:
+    """Show clients, sites, SLA plans or staff."""
+    if page not in PAGES:
+        abort(404)
+    return render_admin(page)
+
+
+@bp.post("/sites/<id:item_id>/rotate-key")
+@admin_required
+def rotate_key(item_id: int) -> Response:
+    """Issue a new site key; embeds with the old key keep working for the grace period."""
+    site = _load(Site, item_id)
+    days = int(current_app.config["SITE_KEY_GRACE_DAYS"])
+    site.rotate_key(timedelta(days=days))
+    db.session.commit()
+    flash(f"New key for {site.name}. The old key keeps working for {days} days: update the embed.")
+    return redirect(url_for(".list_page", page="sites"), code=303)
+
+
+def _load(model: Any, item_id: int) -> Any:
+    item = db.session.get(model, item_id)
+    if item is None:
+        abort(404, "That record does not exist.")
+    return item
+
+
+@bp.post("/<page>/<id:item_id>")
+@bp.post("/<page>/new")
+@admin_required
+def save(page: str, item_id: int | None = None) -> Response:
+    """Create or update one record; show the list again with the reason if refused."""
+    if page not in PAGES:
+        abort(404)
+    try:
+        if page == "clients":
+            item = _load(Client, item_id) if item_id else Client()
+            save_client(item, request.form)
+        elif page == "sites":
+            item = _load(Site, item_id) if item_id else Site()
+            if item_id is None:
+                client_id = parse_id(request.form.get("client_id"))
+                if client_id is None:
+                    raise AccountError("Choose the client the site belongs to.")
+                item.client = _load(Client, client_id)
+            save_site(item, request.form)
+        elif page == "sla":
+            if item_id is not None:
+                raise AccountError("Plans cannot be edited (tickets refer to them); add a new one.")
+            item = create_plan(request.form)
+        else:
+            if item_id is None:
+                raise AccountError("Add staff with `flask --app supportwidget staff add`.")
+            item = _load(Staff, item_id)
+            save_staff(item, request.form, current_staff())
+    except AccountError as exc:
+        db.session.rollback()
+        return render_admin(page, error=str(exc), status=422)
+    db.session.add(item)
+    db.session.commit()
+    flash("Saved.")
+    return redirect(url_for(".list_page", page=page), code=303)

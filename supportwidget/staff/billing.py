@@ -1,0 +1,131 @@
+"""Emergency billing: confirmed emergencies of clients without an SLA, at their hourly rate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, render_template, request
+
+from supportwidget.models import Client, Site, Ticket, TimeEntry, db, utcnow
+from supportwidget.staff.auth import login_required
+
+bp = Blueprint("billing", __name__, url_prefix="/dashboard/reports")
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+CENT = Decimal("0.01")
+
+
+class BillingError(ValueError):
+    """A report request that cannot be answered; says why."""
+
+
+@dataclass
+class BillingLine:
+    """What one client owes for emergency work in a month."""
+
+    client: str
+    emergencies: int
+    minutes: int
+    rate: Decimal | None
+    amount: Decimal
+
+
+def month_bounds(month: str, timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """Return the start and end (exclusive) of 'YYYY-MM' in the agency's timezone."""
+    match = MONTH.match(month or "")
+    # Year 9999's December would end in year 10000, which datetime cannot hold.
+    if (
+        match is None
+        or not 1 <= int(match.group(2)) <= 12
+        or not 2000 <= int(match.group(1)) < 9999
+    ):
+        raise BillingError(f"month must look like 2026-11, not {month!r}.")
+    year, number = int(match.group(1)), int(match.group(2))
+    tz = ZoneInfo(timezone)
+    start = datetime(year, number, 1, tzinfo=tz)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz)
+    return start, end
+
+
+def amount_for(minutes: int, rate: Decimal | None) -> Decimal:
+    """Return minutes at an hourly rate, rounded half-up to cents."""
+    if rate is None:
+        return Decimal("0.00")
+    return (Decimal(minutes) * Decimal(rate) / Decimal(60)).quantize(CENT, ROUND_HALF_UP)
+
+
+def emergency_billing(start: datetime, end: datetime) -> list[BillingLine]:
+    """Return per client the billable minutes on confirmed emergencies outside an SLA."""
+    rows = db.session.execute(
+        sa.select(
+            Client.name,
+            Client.hourly_rate,
+            sa.func.count(sa.distinct(Ticket.id)),
+            sa.func.sum(TimeEntry.minutes),
+        )
+        .join(Ticket, TimeEntry.ticket_id == Ticket.id)
+        .join(Site, Ticket.site_id == Site.id)
+        .join(Client, Site.client_id == Client.id)
+        .where(
+            Ticket.kind == "emergency",
+            Ticket.triage_decision == "confirm",
+            # The contract at the time of the emergency decides, not today's.
+            Ticket.sla_plan_name.is_(None),
+            TimeEntry.billable.is_(True),
+            TimeEntry.created_at >= start,
+            TimeEntry.created_at < end,
+        )
+        .group_by(Client.id, Client.name, Client.hourly_rate)
+        .order_by(Client.name)
+    ).all()
+    return [
+        BillingLine(name, count, int(minutes), rate, amount_for(int(minutes), rate))
+        for name, rate, count, minutes in rows
+    ]
+
+
+def _report() -> tuple[str, list[BillingLine]]:
+    """Read ?month= (default: this month) and compute the report; 400 on a bad month."""
+    timezone = current_app.config["DEFAULT_TIMEZONE"]
+    month = request.args.get("month") or utcnow().astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
+    try:
+        start, end = month_bounds(month, timezone)
+    except BillingError as exc:
+        abort(400, str(exc))
+    return month, emergency_billing(start, end)
+
+
+def _cell(text: str) -> str:
+    """Keep spreadsheets from running a client name as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@bp.get("/billing.csv")
+@login_required
+def report_csv() -> Response:
+    """Download the month's emergency billing as CSV."""
+    month, lines = _report()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["client", "emergencies", "minutes", "rate", "amount"])
+    for line in lines:
+        rate = "" if line.rate is None else f"{line.rate:.2f}"
+        writer.writerow([_cell(line.client), line.emergencies, line.minutes, rate, line.amount])
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="billing-{month}.csv"'
+    return response
+
+
+@bp.get("/billing")
+@login_required
+def report() -> str:
+    """Show the month's emergency billing."""
+    month, lines = _report()
+    total = sum((line.amount for line in lines), Decimal("0.00"))
+    return render_template("dashboard/billing.html", month=month, lines=lines, total=total)

@@ -1,0 +1,253 @@
+"""Staff dashboard: the work queue, one ticket with its timeline, and the ticket actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+
+from supportwidget.intake import mailin
+from supportwidget.models import (
+    Attachment,
+    Client,
+    HeldMessage,
+    Site,
+    Ticket,
+    TimeEntry,
+    db,
+    utcnow,
+)
+from supportwidget.platform.screenshots import stored_path
+from supportwidget.sla import deadlines as breaches
+from supportwidget.sla.workqueue import ALL_STATUSES, CursorError, Filters, work_queue
+from supportwidget.staff.auth import current_staff, login_required
+from supportwidget.tickets import actions as updates
+from supportwidget.tickets import filing as tickets
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", static_folder="static")
+PAGE_SIZE = 50
+KINDS = ("standard", "emergency")
+
+
+@dataclass
+class Due:
+    """A ticket's next deadline as staff read it."""
+
+    label: str
+    at: datetime
+    text: str
+    state: str  # ok / at-risk / breached
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """Return 'in 3 h', '2 h overdue', 'in 25 min' or 'in 2 d'."""
+    delta = moment - now
+    seconds = abs(delta.total_seconds())
+    if seconds < 3600:
+        amount = f"{max(int(seconds // 60), 1)} min"
+    elif seconds < 48 * 3600:
+        amount = f"{int(seconds // 3600)} h"
+    else:
+        amount = f"{int(seconds // 86400)} d"
+    return f"in {amount}" if delta.total_seconds() >= 0 else f"{amount} overdue"
+
+
+def next_due(ticket: Ticket, now: datetime) -> Due | None:
+    """Return the ticket's next deadline as staff read it ('Resolution in 3 h')."""
+    deadline = breaches.next_deadline(ticket, now)
+    if deadline is None:
+        return None
+    text = "paused" if deadline.state == "paused" else relative(deadline.due, now)
+    return Due(deadline.label, deadline.due, text, deadline.state)
+
+
+def _filters() -> Filters:
+    """Read the queue filters from the query string; 400 for values we do not know."""
+    args = request.args
+    status = args.get("status") or "open"
+    if status not in (*ALL_STATUSES, "open", "all"):
+        abort(400, f"Unknown status {status!r}: use open, all or one of {', '.join(ALL_STATUSES)}.")
+    kind = args.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        abort(400, "Kind must be standard or emergency.")
+    return Filters(status, args.get("client") or None, args.get("site") or None, kind)
+
+
+@bp.get("/")
+@login_required
+def queue() -> str:
+    """Show open work in queue order: emergencies first, then by due time."""
+    filters = _filters()
+    try:
+        rows, cursor = work_queue(filters, limit=PAGE_SIZE, after=request.args.get("after"))
+    except CursorError as exc:
+        abort(400, str(exc))
+    now = utcnow()
+    clients = db.session.scalars(sa.select(Client).order_by(Client.name)).all()
+    sites = db.session.scalars(sa.select(Site).order_by(Site.name)).all()
+    return render_template(
+        "dashboard/queue.html",
+        rows=[(ticket, next_due(ticket, now)) for ticket in rows],
+        filters=filters,
+        next_cursor=cursor,
+        clients=clients,
+        sites=sites,
+        statuses=ALL_STATUSES,
+        kinds=KINDS,
+        held_count=db.session.scalar(sa.select(sa.func.count(HeldMessage.id))),
+    )
+
+
+def load_ticket(reference: str) -> Ticket:
+    """Return the ticket for a reference or 404."""
+    ticket = tickets.find_by_reference(reference)
+    if ticket is None:
+        abort(404, f"There is no ticket {reference}.")
+    return ticket
+
+
+def timeline(ticket: Ticket) -> list[tuple[datetime, str, Any]]:
+    """Return events, notifications and time entries in the order they happened."""
+    entries: list[tuple[datetime, str, Any]] = [(e.created_at, "event", e) for e in ticket.events]
+    entries += [(n.created_at, "notification", n) for n in ticket.notifications]
+    return sorted(entries, key=lambda entry: (entry[0], entry[1] != "event"))
+
+
+def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -> Response:
+    """Render the ticket page (with an error from a failed action, if any)."""
+    now = utcnow()
+    minutes = db.session.execute(
+        sa.select(TimeEntry.billable, sa.func.sum(TimeEntry.minutes))
+        .where(TimeEntry.ticket_id == ticket.id)
+        .group_by(TimeEntry.billable)
+    ).all()
+    html = render_template(
+        "dashboard/ticket.html",
+        ticket=ticket,
+        due=next_due(ticket, now),
+        relative=lambda moment: relative(moment, now),
+        timeline=timeline(ticket),
+        minutes={bool(billable): int(total or 0) for billable, total in minutes},
+        statuses=updates.STATUSES,
+        status_labels=updates.STATUS_LABELS,
+        error=error,
+        form=request.form if error else {},
+    )
+    return Response(html, status=status)
+
+
+@bp.get("/tickets/<reference>")
+@login_required
+def ticket_page(reference: str) -> Response:
+    """Show everything about one ticket and the forms to act on it."""
+    return render_ticket(load_ticket(reference))
+
+
+def _status(ticket: Ticket) -> str:
+    updates.change_status(ticket, current_staff(), request.form.get("status", ""))
+    return f"Status changed to {updates.STATUS_LABELS[ticket.status].lower()}; requester e-mailed."
+
+
+def _reply(ticket: Ticket) -> str:
+    updates.reply(ticket, current_staff(), request.form.get("body", ""))
+    return f"Reply sent to {ticket.requester_email}."
+
+
+def _acknowledge(ticket: Ticket) -> str:
+    updates.acknowledge(ticket, current_staff())
+    return f"You acknowledged {ticket.reference}; paging has stopped."
+
+
+def _triage(ticket: Ticket) -> str:
+    decision = request.form.get("decision", "")
+    updates.triage(ticket, current_staff(), decision, request.form.get("reason"))
+    if decision == "downgrade":
+        return "Downgraded to a standard request; the requester was e-mailed the reason."
+    return "Emergency confirmed."
+
+
+def _log_time(ticket: Ticket) -> str:
+    minutes = updates.parse_minutes(request.form.get("minutes"))
+    billable = request.form.get("billable") in ("y", "on", "1", "true")
+    updates.log_time(ticket, current_staff(), minutes, request.form.get("note"), billable)
+    return f"Logged {minutes} min{' (billable)' if billable else ''}."
+
+
+ACTIONS = {
+    "status": _status,
+    "reply": _reply,
+    "acknowledge": _acknowledge,
+    "triage": _triage,
+    "time": _log_time,
+}
+
+
+@bp.post("/tickets/<reference>/<action>")
+@login_required
+def ticket_action(reference: str, action: str) -> Response:
+    """Run one ticket action; show the page again with the reason when it is refused."""
+    handler = ACTIONS.get(action)
+    if handler is None:
+        abort(404, f"Unknown action {action!r}.")
+    ticket = load_ticket(reference)
+    try:
+        message = handler(ticket)
+    except updates.UpdateError as exc:
+        db.session.rollback()
+        return render_ticket(load_ticket(reference), error=str(exc), status=422)
+    flash(message)
+    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+
+
+@bp.get("/attachments/<id:attachment_id>")
+@login_required
+def attachment(attachment_id: int) -> Response:
+    """Serve a re-encoded screenshot to signed-in staff only."""
+    att = db.session.get(Attachment, attachment_id)
+    if att is None:
+        abort(404, "There is no such screenshot.")
+    path = stored_path(att.sha256, current_app.config["UPLOAD_FOLDER"])
+    if not path.is_file():
+        abort(404, "The screenshot file is missing from the upload folder.")
+    response = send_file(path, mimetype=att.content_type, download_name=att.filename)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/held")
+@login_required
+def held_mail() -> str:
+    """List mail-in held because our MTA could not authenticate its sender."""
+    held = db.session.scalars(sa.select(HeldMessage).order_by(HeldMessage.id)).all()
+    return render_template("dashboard/held.html", held=held)
+
+
+@bp.post("/held/<id:held_id>/<decision>")
+@login_required
+def decide_held(held_id: int, decision: str) -> Response:
+    """Accept a held message (file it as if authenticated) or drop it."""
+    held = db.session.get(HeldMessage, held_id)
+    if held is None or decision not in ("accept", "drop"):
+        abort(404, "There is no such held message; someone may have decided on it already.")
+    sender = held.sender
+    if decision == "accept":
+        flash(f"Mail from {sender} accepted: {mailin.accept_held(held, current_staff())}.")
+    else:
+        mailin.drop_held(held, current_staff())
+        flash(f"Mail from {sender} dropped.")
+    return redirect(url_for(".held_mail"), code=303)
+

@@ -1,0 +1,202 @@
+"""Staff and client updates to a ticket: status, replies, time, triage, client replies."""
+
+from __future__ import annotations
+
+from supportwidget.emergencies import paging as emergencies
+from supportwidget.models import Notification, Staff, Ticket, TicketEvent, TimeEntry, db, utcnow
+from supportwidget.notify import messages, outbox
+from supportwidget.sla import schedules as sla
+
+STATUSES = ("new", "in_progress", "waiting_on_client", "resolved", "closed")
+STATUS_LABELS = {
+    "new": "New",
+    "in_progress": "In progress",
+    "waiting_on_client": "Waiting on you",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+DECISIONS = ("confirm", "downgrade")
+MAX_BODY = 20_000
+MAX_MINUTES = 24 * 60
+
+
+class UpdateError(ValueError):
+    """A change a staff member or requester asked for that cannot be made; says why."""
+
+
+def _finish(ticket: Ticket, rows: list[Notification]) -> None:
+    """Commit the change and its outbox rows together, then hand the rows to the queue."""
+    ticket.update_queue_rank()
+    db.session.commit()
+    outbox.schedule(rows)
+
+
+def change_status(ticket: Ticket, staff: Staff, status: str) -> None:
+    """Move a ticket to a new status; waiting on the client pauses the resolution clock."""
+    if status not in STATUSES:
+        raise UpdateError(f"Choose a status from: {', '.join(STATUSES)}.")
+    if status == ticket.status:
+        raise UpdateError(f"{ticket.reference} is already {STATUS_LABELS[status].lower()}.")
+    now, previous = utcnow(), ticket.status
+    if status == "waiting_on_client":
+        sla.pause(ticket, now)
+    else:
+        sla.resume(ticket, now)
+    ticket.status = status
+    ticket.events.append(
+        TicketEvent(kind="status", staff=staff, detail={"from": previous, "to": status})
+    )
+    row = messages.email(
+        ticket,
+        "requester_status",
+        ticket.requester_email,
+        "status",
+        staff=staff,
+        status_label=STATUS_LABELS[status],
+    )
+    _finish(ticket, [row])
+
+
+def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
+    """E-mail the requester an answer threaded on the ticket; it counts as a response."""
+    body = (body or "").strip()
+    if not body:
+        raise UpdateError("Write a reply before sending it.")
+    if len(body) > MAX_BODY:
+        raise UpdateError(f"A reply can be at most {MAX_BODY:,} characters.")
+    now = utcnow()
+    sla.responded(ticket, now)
+    if ticket.status == "new":
+        ticket.status = "in_progress"
+    row = messages.email(
+        ticket, "requester_reply", ticket.requester_email, "reply", staff=staff, body=body
+    )
+    db.session.flush()
+    ticket.events.append(
+        TicketEvent(kind="reply", staff=staff, detail={"body": body, "notification_id": row.id})
+    )
+    _finish(ticket, [row])
+    return row
+
+
+def parse_minutes(text: str | None) -> int:
+    """Read minutes typed by a person: '45', '1h30', '1:30' or '2h'."""
+    raw = (text or "").strip().lower().replace(" ", "")
+    hours, minutes = "0", raw
+    if ":" in raw:
+        hours, minutes = raw.split(":", 1)
+    elif "h" in raw:
+        hours, minutes = raw.split("h", 1)
+    minutes = minutes.removesuffix("m").removesuffix("min") or "0"
+    digits = hours + minutes
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or not raw:
+        raise UpdateError("Enter the time spent in minutes, e.g. 45 or 1h30.")
+    return int(hours) * 60 + int(minutes)
+
+
+def log_time(
+    ticket: Ticket, staff: Staff, minutes: int, note: str | None, billable: bool
+) -> TimeEntry:
+    """Record time worked on a ticket (billable emergency time is charged to clients)."""
+    if not 1 <= minutes <= MAX_MINUTES:
+        raise UpdateError(f"Time spent must be between 1 and {MAX_MINUTES} minutes.")
+    note = (note or "").strip() or None
+    if note and len(note) > 500:
+        raise UpdateError("A time note can be at most 500 characters.")
+    entry = TimeEntry(
+        ticket_id=ticket.id, staff=staff, minutes=minutes, note=note, billable=billable
+    )
+    db.session.add(entry)
+    db.session.flush()
+    ticket.events.append(
+        TicketEvent(
+            kind="time",
+            staff=staff,
+            detail={"minutes": minutes, "note": note, "billable": billable, "entry": entry.id},
+        )
+    )
+    _finish(ticket, [])
+    return entry
+
+
+def acknowledge(ticket: Ticket, staff: Staff) -> None:
+    """Take an emergency from the dashboard: paging stops and the others are told."""
+    if ticket.kind != "emergency":
+        raise UpdateError(f"{ticket.reference} is not an emergency; there is nothing to take.")
+    if not emergencies.acknowledge(ticket, staff, via="dashboard"):
+        db.session.refresh(ticket)
+        who = ticket.acknowledged_by.name if ticket.acknowledged_by else "someone"
+        raise UpdateError(f"{ticket.reference} was already acknowledged by {who}.")
+
+
+def triage(ticket: Ticket, staff: Staff, decision: str, reason: str | None) -> None:
+    """Confirm an emergency, or downgrade it to a standard request and tell the requester why."""
+    if ticket.kind != "emergency":
+        raise UpdateError(f"{ticket.reference} is not an emergency, so it cannot be triaged.")
+    if decision not in DECISIONS:
+        raise UpdateError("Choose whether to confirm or downgrade the emergency.")
+    reason = (reason or "").strip() or None
+    if decision == "downgrade" and (reason is None or len(reason) < 5):
+        raise UpdateError("Give the requester a reason for the downgrade (at least 5 characters).")
+    if reason and len(reason) > 2000:
+        raise UpdateError("A triage reason can be at most 2,000 characters.")
+    if decision == "confirm" and ticket.acknowledged_at is None:
+        # Confirming means someone is on it: stop paging the others first.
+        emergencies.acknowledge(ticket, staff, via="triage")
+        db.session.refresh(ticket)
+    ticket.triage_decision, ticket.triage_reason = decision, reason
+    ticket.events.append(
+        TicketEvent(kind="triage", staff=staff, detail={"decision": decision, "reason": reason})
+    )
+    rows = _downgrade(ticket, staff, reason or "") if decision == "downgrade" else []
+    _finish(ticket, rows)
+
+
+def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
+    """Turn an emergency into a standard request: stop paging, start the standard clock."""
+    now = utcnow()
+    ticket.kind = "standard"
+    ticket.next_page_at = None
+    emergencies.cancel_pending_pages(ticket, f"downgraded by {staff.name}")
+    ticket.first_response_due = ticket.resolution_due = None
+    ticket.first_responded_at = None
+    sla.schedule_new(ticket, now)
+    return [
+        messages.email(
+            ticket,
+            "requester_downgraded",
+            ticket.requester_email,
+            "downgraded",
+            staff=staff,
+            reason=reason,
+        )
+    ]
+
+
+def client_reply(ticket: Ticket, body: str, from_address: str, sender_check: str) -> None:
+    """Add the requester's e-mailed answer to the ticket and tell staff; resumes the clock.
+
+    `sender_check` says how we know the mail is theirs ("authenticated", "not verified" …).
+    """
+    if from_address.strip().lower() != ticket.requester_email.strip().lower():
+        raise UpdateError(f"Only the requester can reply to {ticket.reference} by e-mail.")
+    body = (body or "").strip()[:MAX_BODY] or "(empty message)"
+    now, previous = utcnow(), ticket.status
+    sla.resume(ticket, now)
+    if ticket.status in ("waiting_on_client", "resolved"):
+        ticket.status = "in_progress"
+    ticket.events.append(
+        TicketEvent(
+            kind="client_reply",
+            detail={
+                "body": body,
+                "from": from_address,
+                "status_from": previous,
+                "sender": sender_check,
+            },
+        )
+    )
+    rows = messages.email_staff(
+        ticket, "staff_client_reply", "client-reply", reply_to=ticket.requester_email, body=body
+    )
+    _finish(ticket, rows)
