@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext, lazy_gettext
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -24,11 +25,20 @@ PAGE_TITLES = {
 }
 
 
+class Error(BaseModel):
+    """An error, as the JSON API, the webhooks and /healthz answer one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(description="HTTP status phrase.")
+    message: str = Field(description="What went wrong, for people.")
+
+
 def error_response(status: int, message: str | None = None) -> Response:
     """Return an error as JSON or as a page, depending on who asked."""
     title = HTTP_STATUS_CODES.get(status, "Error")
     if request.path.startswith(JSON_PREFIXES):
-        response = jsonify(error=title, message=message or title)
+        response = jsonify(Error(error=title, message=message or title).model_dump(mode="json"))
     else:
         title = str(PAGE_TITLES.get(status, title))
         response = Response(render_template("error.html", title=title, message=message))

@@ -15,6 +15,9 @@ BAD_CURSOR = "The cursor is not valid; start again from the first page."
 
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
 ALL_STATUSES = (*OPEN_STATUSES, "resolved", "closed")
+# The queue shows open work by default; "all" adds closed work; any one status narrows it.
+STATUS_FILTERS = ("open", "all", *ALL_STATUSES)
+KINDS = ("standard", "emergency")
 
 
 class CursorError(ValueError):

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, g, jsonify, request
+from pydantic import BaseModel
 from sqlalchemy.orm import selectinload
 
 from supportwidget.models import Client, Site, Staff, Ticket, db, parse_id
 from supportwidget.platform.errors import error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.sla import workqueue
+from supportwidget.staff import schemas
 from supportwidget.staff.auth import hash_token
 from supportwidget.staff.openapi import document
 from supportwidget.tickets import filing as tickets
@@ -23,7 +24,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-DEFAULT_LIMIT, MAX_LIMIT = 50, 100
 # Cursor fields are checked before they reach SQL: a forged one must be a 400, not a 500.
 
 
@@ -74,39 +74,6 @@ def token_required(view: Callable[P, R]) -> Callable[P, R | Response]:
     return wrapped
 
 
-def iso(value: datetime | date | None) -> str | None:
-    """Return ISO 8601 text (datetimes with their UTC offset) or None."""
-    return None if value is None else value.isoformat()
-
-
-def ticket_summary(ticket: Ticket) -> dict[str, Any]:
-    """Return a ticket as the list endpoint shows it."""
-    site, client, acker = ticket.site, ticket.site.client, ticket.acknowledged_by
-    return {
-        "reference": ticket.reference,
-        "kind": ticket.kind,
-        "category": ticket.category,
-        "status": ticket.status,
-        "subject": ticket.subject,
-        "client": {"id": client.id, "name": client.name},
-        "site": {"id": site.id, "name": site.name, "url": site.url, "key": site.site_key},
-        "created_at": iso(ticket.created_at),
-        "first_response_due": iso(ticket.first_response_due),
-        "resolution_due": iso(ticket.resolution_due),
-        "needed_by": iso(ticket.needed_by),
-        "needed_by_conflict": ticket.needed_by_conflict,
-        "sla_plan": ticket.sla_plan_name,
-        "breach_warned": _flags(ticket.breach_warned),
-        "breached": _flags(ticket.breached),
-        "acknowledged_by": acker and {"id": acker.id, "name": acker.name, "email": acker.email},
-        "acknowledged_at": iso(ticket.acknowledged_at),
-    }
-
-
-def _flags(targets: list[str] | None) -> dict[str, bool]:
-    return {name: name in (targets or []) for name in ("first_response", "resolution")}
-
-
 def preload(rows: list[Ticket]) -> list[Any]:
     """Load the page's sites, clients and acknowledging staff in three queries, not per row.
 
@@ -124,18 +91,24 @@ def preload(rows: list[Ticket]) -> list[Any]:
     return loaded
 
 
-def ticket_detail(ticket: Ticket) -> dict[str, Any]:
+def ticket_detail(ticket: Ticket) -> schemas.Ticket:
     """Return a ticket as the detail endpoint shows it, with its FCFS queue position."""
-    return {**ticket_summary(ticket), "queue_position": sla.queue_position(ticket)}
+    summary = schemas.TicketSummary.model_validate(ticket)
+    return schemas.Ticket(**dict(summary), queue_position=sla.queue_position(ticket))
+
+
+def answer(body: BaseModel) -> Response:
+    """Return a 200 whose body is exactly what its model (and so the document) declares."""
+    return jsonify(body.model_dump(mode="json"))
 
 
 def parse_filters(args: Any) -> workqueue.Filters:
     """Return the list filters from query parameters, or raise BadRequest."""
     status, kind = args.get("status"), args.get("kind")
-    if status is not None and status not in ("open", "all", *workqueue.ALL_STATUSES):
-        choices = ", ".join(("open", "all", *workqueue.ALL_STATUSES))
+    if status is not None and status not in workqueue.STATUS_FILTERS:
+        choices = ", ".join(workqueue.STATUS_FILTERS)
         raise BadRequest(f"status must be one of {choices}, not {status!r}.")
-    if kind is not None and kind not in ("standard", "emergency"):
+    if kind is not None and kind not in workqueue.KINDS:
         raise BadRequest(f"kind must be standard or emergency, not {kind!r}.")
     # An empty filter means no filter; one naming nothing that exists is a 404.
     client, site = args.get("client") or None, args.get("site") or None
@@ -156,10 +129,12 @@ def _exists(model: Any, value: str, column: Any) -> bool:
 def parse_limit(raw: str | None) -> int:
     """Return the page size (1 to 100, default 50), or raise BadRequest."""
     if raw is None:
-        return DEFAULT_LIMIT
+        return schemas.DEFAULT_LIMIT
     limit = parse_id(raw)
-    if limit is None or not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}.")
+    if limit is None or not 1 <= limit <= schemas.MAX_LIMIT:
+        raise BadRequest(
+            f"limit must be a whole number from 1 to {schemas.MAX_LIMIT}, not {raw!r}."
+        )
     return limit
 
 
@@ -188,9 +163,9 @@ def list_tickets() -> Response:
         return error_response(404, str(exc))
     rows, next_cursor = workqueue.work_queue(filters, limit=limit, after=cursor)
     related = preload(rows)
-    body = {"tickets": [ticket_summary(t) for t in rows], "next_cursor": next_cursor}
+    summaries = [schemas.TicketSummary.model_validate(ticket) for ticket in rows]
     del related
-    return jsonify(body)
+    return answer(schemas.TicketPage(tickets=summaries, next_cursor=next_cursor))
 
 
 @bp.get("/tickets/<reference>")
@@ -200,7 +175,7 @@ def get_ticket(reference: str) -> Response:
     ticket = tickets.find_by_reference(reference)
     if ticket is None:
         return error_response(404, f"No ticket {reference!r}.")
-    return jsonify(ticket_detail(ticket))
+    return answer(ticket_detail(ticket))
 
 
 @bp.get("/openapi.json")

@@ -33,14 +33,20 @@ from supportwidget.models import (
 )
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla import deadlines as breaches
-from supportwidget.sla.workqueue import ALL_STATUSES, CursorError, Filters, work_queue
+from supportwidget.sla.workqueue import (
+    ALL_STATUSES,
+    KINDS,
+    STATUS_FILTERS,
+    CursorError,
+    Filters,
+    work_queue,
+)
 from supportwidget.staff.auth import current_staff, login_required
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", static_folder="static")
 PAGE_SIZE = 50
-KINDS = ("standard", "emergency")
 
 
 @dataclass
@@ -79,7 +85,7 @@ def _filters() -> Filters:
     """Read the queue filters from the query string; 400 for values we do not know."""
     args = request.args
     status = args.get("status") or "open"
-    if status not in (*ALL_STATUSES, "open", "all"):
+    if status not in STATUS_FILTERS:
         abort(400, f"Unknown status {status!r}: use open, all or one of {', '.join(ALL_STATUSES)}.")
     kind = args.get("kind") or None
     if kind is not None and kind not in KINDS:
@@ -250,4 +256,3 @@ def decide_held(held_id: int, decision: str) -> Response:
         mailin.drop_held(held, current_staff())
         flash(f"Mail from {sender} dropped.")
     return redirect(url_for(".held_mail"), code=303)
-
