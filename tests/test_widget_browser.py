@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["browser_fixtures"]
 
-WIDGET_JS = Path(__file__).parent.parent / "supportwidget" / "intake" / "static" / "widget.js"
+WIDGET_JS = Path(__file__).parent.parent / "supportwidget" / "static" / "widget.js"
 
 # Rules a careless theme or admin plugin might ship; the widget must survive them all.
 HOSTILE_CSS = """
