@@ -355,3 +355,24 @@ def test_unreachable_service_still_opens_and_says_so(live_server: LiveService, p
     # The agency's own fallback contacts, from the embed.
     expect(page.get_by_role("status")).to_contain_text("+44 20 7946 0000 help@agency.test")
 
+
+# The page's command queue: calls made before the async script ran wait in supportwidget.q.
+QUEUE_STUB = """<script>
+window.supportwidget = window.supportwidget ||
+  function () { (window.supportwidget.q = window.supportwidget.q || []).push(arguments); };
+supportwidget('emergency');
+</script>"""
+
+
+@pytest.mark.browser
+def test_calls_queued_before_the_script_loads_are_replayed(
+    live_server: LiveService, page: Page
+) -> None:
+    page.goto(live_server.host.add("/queued", QUEUE_STUB + live_server.embed()))
+    dialog = page.get_by_role("dialog", name="Contact support")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_role("button", name=EMERGENCY_TAB)).to_have_attribute("aria-pressed", "true")
+    form = page.frame_locator(FRAME)
+    expect(form.get_by_role("heading", name="Report an emergency")).to_be_visible()
+    page.evaluate("() => supportwidget('close')")
+    expect(dialog).to_be_hidden()
