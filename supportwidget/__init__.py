@@ -41,7 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         __name__,
         instance_relative_config=True,
         instance_path=instance_path,
-        static_folder="intake/static",  # the requester's assets; staff ones are the dashboard's
+        # static/ (Flask's default) holds the requester's assets; staff ones are the dashboard's.
         template_folder=None,
     )
     app.jinja_loader = ChoiceLoader(

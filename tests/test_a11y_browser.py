@@ -8,7 +8,6 @@ measured the way a browser sees them.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Frame, FrameLocator, Page, Response, expect
 from test_widget_browser import FRAME, LABEL, fill_request, form_frame, open_widget, png
+from test_widget_script import WIDGET_BUDGET, budget_report, gzipped
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
@@ -29,7 +29,6 @@ needs_axe = pytest.mark.skipif(
     not AXE.exists(), reason="axe-core is not installed: run `npm ci` in the repository root"
 )
 EMERGENCY_TAB = "Emergency? Site down / hacked / broken"
-WIDGET_BUDGET = 4096
 FORM_BUDGET = 20480
 
 
@@ -209,8 +208,8 @@ def test_dark_scheme_and_reduced_motion_are_respected(live_server: LiveService, 
     assert editor.evaluate(STILL)[0] == "pop"
 
 
-def transfer_sizes(page: Page, live: LiveService) -> dict[str, int]:
-    """Open the widget and return the gzip -9 size of each service response it fetched."""
+def transfer(page: Page, live: LiveService) -> dict[str, bytes]:
+    """Open the widget and return the body of each service response it fetched."""
     bodies: dict[str, bytes] = {}
     unreadable: list[str] = []
 
@@ -231,14 +230,16 @@ def transfer_sizes(page: Page, live: LiveService) -> dict[str, int]:
     page.remove_listener("response", keep)
     # Only the loader's no-cors health probe is opaque; it is not part of the form.
     assert unreadable in ([], ["/healthz"]), unreadable
-    return {name: len(gzip.compress(body, 9)) for name, body in bodies.items()}
+    return bodies
 
 
 @pytest.mark.browser
 def test_transfer_to_a_usable_form_stays_small(live_server: LiveService, page: Page) -> None:
-    sizes = transfer_sizes(page, live_server)
+    bodies = transfer(page, live_server)
+    sizes = {name: gzipped(body) for name, body in bodies.items()}
     total = sum(sizes.values())
-    print(f"\nwidget.js {sizes['/widget.js']} B gzipped; everything to a usable form {total} B:")
+    print("\n" + budget_report(bodies["/widget.js"]))
+    print(f"everything to a usable form, gzip -9: {total:,} B of a {FORM_BUDGET:,} B budget:")
     for name, size in sizes.items():
         print(f"  {size:6d} B  {name}")
     assert {"/widget.js", "/static/form.js", "/static/form.css"} <= set(sizes)

@@ -71,7 +71,7 @@ def test_capture_this_page_attaches_the_host_page_without_the_dialog(
     expect(thumbs).to_contain_text("page-capture.png")
     # The dialog came back after the shot, and the form page's CSP allowed every step.
     overlay = page.locator("supportwidget-button").evaluate(
-        "h => getComputedStyle(h.shadowRoot.querySelector('.o')).opacity"
+        "h => getComputedStyle(h.shadowRoot.querySelector('.overlay')).opacity"
     )
     assert overlay == "1"
     expect(page.get_by_role("dialog", name="Contact support")).to_be_visible()

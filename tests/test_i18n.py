@@ -229,7 +229,7 @@ def test_unsupported_locale_falls_back_to_english_left_to_right(
 
 
 def test_form_css_uses_logical_sides_only() -> None:
-    css = (ROOT / "supportwidget" / "intake" / "static" / "form.css").read_text()
+    css = (ROOT / "supportwidget" / "static" / "form.css").read_text()
     physical = re.findall(
         r"(?:margin|padding|border)-(?:left|right)|text-align:\s*(?:left|right)|float:", css
     )

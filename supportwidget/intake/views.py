@@ -17,7 +17,6 @@ from flask import (
     jsonify,
     render_template,
     request,
-    send_from_directory,
 )
 from flask_babel import gettext
 from flask_limiter import RequestLimit
@@ -25,7 +24,7 @@ from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 
 from supportwidget.emergencies import paging as emergencies
-from supportwidget.intake import identity
+from supportwidget.intake import identity, widget
 from supportwidget.intake.forms import (
     EmergencyForm,
     RequestForm,
@@ -160,12 +159,15 @@ def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
 
 @bp.get("/widget.js")
 def widget_js() -> Response:
-    """Serve the loader script, cacheable for an hour."""
-    response = send_from_directory(
-        current_app.static_folder, "widget.js", mimetype="text/javascript", max_age=3600
-    )
+    """Serve the loader script minified, in every language, cacheable for an hour."""
+    script = widget.served_script()
+    response = Response(script.body, mimetype="text/javascript")
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    response.set_etag(script.etag)
     response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    # If-None-Match with the ETag: 304, no body.
+    return response.make_conditional(request)
 
 
 @bp.route("/s/<site_key>", methods=["GET", "POST"])
