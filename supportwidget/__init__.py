@@ -49,6 +49,9 @@ def _defaults(instance_path: str) -> dict[str, Any]:
         "EMERGENCY_REPAGE_INTERVAL": 300,
         "EMERGENCY_REPAGE_LIMIT": 6,
         "MAX_SCREENSHOT_BYTES": 10 * 1024 * 1024,
+        # Bigger bodies are refused (413) before they are read; `serve` refuses them unread too.
+        "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        "MAX_PIXELS_PER_REQUEST": 60_000_000,
         "FORM_TOKEN_MAX_AGE": 24 * 3600,
         "OUTBOX_MAX_ATTEMPTS": 8,
         "OUTBOX_LEASE_SECONDS": 120,
@@ -82,8 +85,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
-    # Uploads are checked file by file; this only stops absurd bodies early.
-    app.config.setdefault("MAX_CONTENT_LENGTH", 6 * app.config["MAX_SCREENSHOT_BYTES"] + 2**20)
     os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
 
     _bind(app)

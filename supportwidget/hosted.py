@@ -22,9 +22,10 @@ from flask import (
 from flask_babel import gettext
 from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
-from . import emergencies, i18n, identity, limits, sla, tickets, tokens
-from .errors import agency_contact
+from . import emergencies, errors, i18n, identity, limits, screenshots, sla, tickets, tokens
+from .errors import agency_contact, error_response
 from .forms import EmergencyForm, RequestForm, StandardRequestForm
 from .models import Site, Ticket, db, utcnow
 
@@ -90,7 +91,7 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
 
 
 def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Answer 503 with the requester's text when the database or disk fails: nothing is saved."""
+    """Answer 503 with the requester's text when the database, disk or image decoder fails."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
@@ -99,21 +100,47 @@ def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
         except UNAVAILABLE:
             log.exception("could not file a request at %s", request.path)
             db.session.rollback()
-            html = render_template(
-                "hosted/unavailable.html",
-                fields=[(k, v) for k, v in request.form.items(multi=True)],
-                had_files=any(f.filename for f in request.files.getlist("screenshots")),
-                contact=agency_contact(),
-            )
-            response = Response(html, status=503)
-            response.headers["Retry-After"] = "60"
-            # Shown inside the widget on any client site: it only echoes the sender's own text.
-            response.headers["Content-Security-Policy"] = (
-                "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors *"
-            )
-            return response
+            return kept_input_page(503, "unavailable")
+        except screenshots.Busy:
+            log.warning("image decoding busy: asked the requester to retry %s", request.path)
+            return kept_input_page(503, "busy")
 
     return wrapper
+
+
+def kept_input_page(status: int, reason: str) -> Response:
+    """Tell the requester nothing was sent and why, with everything they typed kept."""
+    html = render_template(
+        "hosted/unavailable.html",
+        reason=reason,
+        fields=[(k, v) for k, v in request.form.items(multi=True)],
+        had_files=any(f.filename for f in request.files.getlist("screenshots")),
+        contact=agency_contact(),
+    )
+    response = frameable(Response(html, status=status))
+    if status == 503:
+        response.headers["Retry-After"] = "60"
+    return response
+
+
+def frameable(response: Response) -> Response:
+    """Let a page that echoes only the sender's own text be shown inside the widget anywhere."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors *"
+    )
+    return response
+
+
+@bp.errorhandler(413)
+def too_large(exc: HTTPException) -> Response:
+    """Explain a refused oversized request inside the widget too (the body was never read)."""
+    return frameable(error_response(413, errors.too_large()))
+
+
+@bp.errorhandler(429)
+def too_many_requests(exc: HTTPException) -> Response:
+    """Refuse a request over the rate limit, keeping its text and giving the agency's contact."""
+    return kept_input_page(429, "limited")
 
 
 @bp.get("/widget.js")

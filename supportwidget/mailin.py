@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import messages, outbox, tickets, updates
 from .models import Client, HandledMessage, Ticket, db, parse_id
-from .screenshots import Screenshot, ScreenshotError, clean_screenshot
+from .screenshots import MAX_SCREENSHOTS, Screenshot, Upload, clean_uploads, screen_uploads
 
 log = logging.getLogger(__name__)
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the message and tries again later
@@ -84,20 +84,17 @@ def without_quote(text: str) -> str:
 
 
 def screenshots(msg: EmailMessage) -> list[Screenshot]:
-    """Return attached images re-encoded as screenshots; anything else is dropped."""
-    shots = []
+    """Return attached images re-encoded, within the hosted form's limits; others are dropped."""
+    images = [
+        Upload.named(part.get_filename(), part.get_payload(decode=True) or b"")
+        for part in msg.iter_attachments()
+        if part.get_content_maintype() == "image"
+    ][:MAX_SCREENSHOTS]
     limit = current_app.config["MAX_SCREENSHOT_BYTES"]
-    for part in msg.iter_attachments():
-        if part.get_content_maintype() != "image" or len(shots) >= 5:
-            continue
-        try:
-            shots.append(
-                clean_screenshot(
-                    part.get_payload(decode=True) or b"", part.get_filename() or "screenshot", limit
-                )
-            )
-        except ScreenshotError as exc:
-            log.info("mail-in: attachment skipped: %s", exc)
+    accepted, refused = screen_uploads(images, limit, current_app.config["MAX_PIXELS_PER_REQUEST"])
+    shots, unreadable = clean_uploads(accepted, limit)
+    for problem in refused + unreadable:
+        log.info("mail-in: attachment skipped: %s", problem)
     return shots
 
 

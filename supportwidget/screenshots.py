@@ -5,22 +5,36 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask_babel import gettext
 from PIL import Image, UnidentifiedImageError
 
+MAX_SCREENSHOTS = 5
 MAX_PIXELS = 40_000_000
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
 # JPEG stays JPEG (photos); everything else becomes PNG, which is lossless for screenshots.
 OUTPUT = {"JPEG": ("JPEG", "image/jpeg", ".jpg")}
 DEFAULT_OUTPUT = ("PNG", "image/png", ".png")
+# Image work in flight per process: a few decodes, a few requests waiting briefly for one.
+DECODE_SLOTS = 2
+DECODE_WAITING = 2
+DECODE_WAIT = 5.0
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
+_admitted = threading.BoundedSemaphore(DECODE_SLOTS + DECODE_WAITING)
 
 
 class ScreenshotError(ValueError):
     """An upload that is not an acceptable image."""
+
+
+class Busy(Exception):
+    """Every image-decoding slot of this process stayed taken: the requester should retry."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +51,21 @@ class Screenshot:
         return len(self.data)
 
 
-def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:
-    """Decode an upload with Pillow and re-encode it without metadata, or raise."""
-    name = os.path.basename(filename or "screenshot")[:100] or "screenshot"
+@dataclass(frozen=True)
+class Upload:
+    """An image file as received: its name as the requester will see it, and its bytes."""
+
+    name: str
+    raw: bytes
+
+    @classmethod
+    def named(cls, filename: str | None, raw: bytes) -> Upload:
+        """Return an upload under a safe display name (no folders, at most 100 characters)."""
+        return cls(os.path.basename(filename or "screenshot")[:100] or "screenshot", raw)
+
+
+def probe(raw: bytes, name: str, max_bytes: int) -> int:
+    """Check an upload's size, format and dimensions from its header alone; return its pixels."""
     if len(raw) > max_bytes:
         raise ScreenshotError(
             gettext(
@@ -48,16 +74,88 @@ def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:
         )
     if not raw:
         raise ScreenshotError(gettext("%(name)s is empty.", name=name))
+    with _readable(name), Image.open(io.BytesIO(raw)) as image:  # reads the header only
+        if image.format not in ALLOWED_FORMATS:
+            raise ScreenshotError(not_an_image(name))
+        if image.width * image.height > MAX_PIXELS:
+            raise ScreenshotError(too_many_pixels(name))
+        return image.width * image.height
+
+
+def screen_uploads(
+    uploads: list[Upload], max_bytes: int, max_pixels: int
+) -> tuple[list[Upload], list[str]]:
+    """Split uploads into acceptable ones and problems, from image headers alone (no decoding).
+
+    Pixels add up over the request: an image that would take it over `max_pixels` is refused.
+    """
+    accepted: list[Upload] = []
+    problems: list[str] = []
+    total = 0
+    for upload in uploads:
+        try:
+            pixels = probe(upload.raw, upload.name, max_bytes)
+        except ScreenshotError as exc:
+            problems.append(str(exc))
+            continue
+        if total + pixels > max_pixels:
+            problems.append(over_request_budget(upload.name, max_pixels))
+            continue
+        total += pixels
+        accepted.append(upload)
+    return accepted, problems
+
+
+def clean_uploads(uploads: list[Upload], max_bytes: int) -> tuple[list[Screenshot], list[str]]:
+    """Decode and re-encode screened uploads holding a decoding slot; return them and problems."""
+    shots: list[Screenshot] = []
+    problems: list[str] = []
+    with decoding_slot():
+        for upload in uploads:
+            try:
+                shots.append(clean_screenshot(upload.raw, upload.name, max_bytes))
+            except ScreenshotError as exc:
+                problems.append(str(exc))
+    return shots, problems
+
+
+@contextmanager
+def decoding_slot() -> Iterator[None]:
+    """Hold one of this process's image-decoding slots; raise Busy if none frees up soon.
+
+    A waiting request holds a server thread, so only a few may wait: with every slot and
+    every waiting place taken, the next request is told at once, and the server's other
+    threads stay free for the forms (the emergency form above all).
+    """
+    if not _admitted.acquire(blocking=False):
+        raise Busy
+    try:
+        if not _decoding.acquire(timeout=DECODE_WAIT):
+            raise Busy
+        try:
+            yield
+        finally:
+            _decoding.release()
+    finally:
+        _admitted.release()
+
+
+def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:
+    """Decode an upload with Pillow and re-encode it without metadata, or raise."""
+    name = Upload.named(filename, raw).name
+    probe(raw, name, max_bytes)
+    with _readable(name), Image.open(io.BytesIO(raw)) as image:
+        image.load()
+        return _reencode(image, name)
+
+
+@contextmanager
+def _readable(name: str) -> Iterator[None]:
+    """Turn Pillow's complaints about a file into one clear ScreenshotError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as image:
-                if image.format not in ALLOWED_FORMATS:
-                    raise ScreenshotError(not_an_image(name))
-                if image.width * image.height > MAX_PIXELS:
-                    raise ScreenshotError(too_many_pixels(name))
-                image.load()
-                return _reencode(image, name)
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ScreenshotError(too_many_pixels(name)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -79,6 +177,16 @@ def too_many_pixels(name: str) -> str:
         "%(name)s has too many pixels (over %(megapixels)s megapixels).",
         name=name,
         megapixels=MAX_PIXELS // 1_000_000,
+    )
+
+
+def over_request_budget(name: str, max_pixels: int) -> str:
+    """Explain that an image would take the request over its pixel limit."""
+    return gettext(
+        "%(name)s was not accepted: the screenshots of one request may have %(megapixels)s "
+        "megapixels in all. Please attach fewer or smaller images.",
+        name=name,
+        megapixels=max_pixels // 1_000_000,
     )
 
 

@@ -10,10 +10,13 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from . import emergencies, outbox, tickets
 from .models import HandledMessage, Notification, Staff, db, parse_id
+from .security import small_body
 from .sms import verify_signature
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
+# A Vonage callback is a few hundred bytes; anything bigger is not worth parsing.
+WEBHOOK_MAX_BYTES = 64 * 1024
 ACK = re.compile(r"^\s*ack\b(?:\s*(?:sup-?)?\s*(\d+))?", re.IGNORECASE)
 
 
@@ -50,6 +53,7 @@ def handled() -> Response:
 
 
 @bp.route("/webhooks/vonage/inbound", methods=["GET", "POST"])
+@small_body(WEBHOOK_MAX_BYTES)
 def inbound_sms() -> Response:
     """Acknowledge an emergency from a staff member's 'ACK 12' reply."""
     params = signed_params()
@@ -72,6 +76,7 @@ def inbound_sms() -> Response:
 
 
 @bp.route("/webhooks/vonage/status", methods=["GET", "POST"])
+@small_body(WEBHOOK_MAX_BYTES)
 def delivery_receipt() -> Response:
     """Store an SMS delivery receipt; a failed delivery counts as not paged."""
     params = signed_params()
