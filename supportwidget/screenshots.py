@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import io
 import os
 import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ DECODE_WAITING = 2
 DECODE_WAIT = 5.0
 _decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 _admitted = threading.BoundedSemaphore(DECODE_SLOTS + DECODE_WAITING)
+_decoders = ThreadPoolExecutor(DECODE_SLOTS, thread_name_prefix="screenshot-decoder")
 
 
 class ScreenshotError(ValueError):
@@ -108,14 +111,23 @@ def screen_uploads(
 
 def clean_uploads(uploads: list[Upload], max_bytes: int) -> tuple[list[Screenshot], list[str]]:
     """Decode and re-encode screened uploads holding a decoding slot; return them and problems."""
+    if not uploads:
+        return [], []  # a request without images never waits for image work
+    with decoding_slot():
+        # On the decoders' own threads: the memory the C allocator keeps after a large decode
+        # then stays with those two threads instead of growing on every server thread.
+        context = contextvars.copy_context()  # the request's language, for error messages
+        return _decoders.submit(context.run, _decode_all, uploads, max_bytes).result()
+
+
+def _decode_all(uploads: list[Upload], max_bytes: int) -> tuple[list[Screenshot], list[str]]:
     shots: list[Screenshot] = []
     problems: list[str] = []
-    with decoding_slot():
-        for upload in uploads:
-            try:
-                shots.append(clean_screenshot(upload.raw, upload.name, max_bytes))
-            except ScreenshotError as exc:
-                problems.append(str(exc))
+    for upload in uploads:
+        try:
+            shots.append(clean_screenshot(upload.raw, upload.name, max_bytes))
+        except ScreenshotError as exc:
+            problems.append(str(exc))
     return shots, problems
 
 

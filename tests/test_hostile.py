@@ -325,3 +325,10 @@ def test_serve_keeps_answering_healthz_while_120_slow_clients_trickle_headers(se
     finally:
         for conn in attackers:
             conn.close()
+
+
+def test_a_request_without_images_never_waits_for_image_work(client, site, monkeypatch):
+    monkeypatch.setattr(screenshots, "DECODE_WAIT", 0.2)
+    with screenshots.decoding_slot(), screenshots.decoding_slot():
+        response = file_form(client, site, [])
+    assert response.status_code == 200 and "SUP-" in response.get_data(as_text=True)
