@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import re
 import struct
-import sys
 import threading
 import time
-import uuid
 import zlib
 from pathlib import Path
 
@@ -38,13 +36,15 @@ from _support import (
     form_body,
     free_port,
     load_arguments,
+    multipart_body,
     percentile,
     print_error_samples,
     run_in_tempdir,
     run_load,
     running,
     seed,
-    service_env,
+    sink_cmd,
+    sink_env,
 )
 
 EMERGENCY = {**STANDARD, "category": "offline", "billing_consent": "y"}
@@ -63,23 +63,6 @@ def zero_png(side: int) -> bytes:
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     chunks = chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + chunks
-
-
-def multipart(fields: dict[str, str], images: list[bytes]) -> tuple[bytes, dict[str, str]]:
-    """Encode a multipart form with several screenshot files."""
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        for k, v in fields.items()
-    ]
-    for n, image in enumerate(images):
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="screenshots"; '
-            f'filename="zero{n}.png"\r\nContent-Type: image/png\r\n\r\n'
-        )
-        parts.append(head.encode() + image + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 class RssSampler:
@@ -142,14 +125,16 @@ def flood_job(site_key: str, body: bytes, headers: dict[str, str]):
     return job
 
 
-def under_flood(port: int, probe_key: str, seconds: float, attackers: int, job) -> tuple:
-    """Run the prober while `attackers` threads run `job`; return both outcomes."""
+def under_flood(port: int, prober: str, args: argparse.Namespace, job) -> tuple:
+    """Run the prober while --attackers threads run `job`; return both outcomes."""
     flood: list[Result] = []
-    thread = threading.Thread(target=lambda: flood.append(run_load(port, attackers, seconds, job)))
-    thread.start()
+    attack = threading.Thread(
+        target=lambda: flood.append(run_load(port, args.attackers, args.seconds, job))
+    )
+    attack.start()
     time.sleep(1)  # let the flood get going before measuring
-    probed = probe(port, probe_key, seconds - 1)
-    thread.join()
+    probed = probe(port, prober, args.seconds - 1)
+    attack.join()
     return probed, flood[0]
 
 
@@ -176,51 +161,47 @@ def seed_second_client(env: dict[str, str]) -> str:
 def measure(args: argparse.Namespace, tmp: Path) -> None:
     """Start the service, run the phases, print latencies, ratios and memory."""
     smtp_port, port = free_port(), free_port()
-    env = service_env(
-        tmp / "instance",
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp_port),
-        MAIL_DEFAULT_SENDER="support@agency.example",
-        STAFF_NOTIFY_EMAILS="[]",
-    )
+    env = sink_env(tmp / "instance", smtp_port)
     flooded_key = seed(env, staff=2)
     probe_key = seed_second_client(env)
-    issue_images = [zero_png(6320)] * 5
-    worst_images = [zero_png(side) for side in WORST_SIDES]
-    sink = [sys.executable, "bench/_floor.py", "smtp-sink", "--port", str(smtp_port)]
     serve = flask_cmd("serve", "--port", str(port))
     with (
-        running(sink, env, tmp / "sink.log", f"tcp:{smtp_port}"),
+        running(sink_cmd(smtp_port), env, tmp / "sink.log", f"tcp:{smtp_port}"),
         running(serve, env, tmp / "serve.log", f"http://127.0.0.1:{port}/healthz") as service,
     ):
         rss = RssSampler(service.pid)
-        probe(port, probe_key, 2)  # warm up
-        base = rss.reset()
-        alone = probe(port, probe_key, args.seconds)
-        alone_peak = rss.peak
-        worst = multipart({**STANDARD, "form_token": token_for(port, flooded_key)}, worst_images)
-        before = rss.reset()
-        t0 = time.monotonic()
-        status, _ = Client(port, timeout=120).request("POST", f"/s/{flooded_key}", *worst)
-        single = (status, time.monotonic() - t0, rss.peak - before)
-        issue = multipart({**STANDARD, "form_token": "bogus"}, issue_images)
+        try:
+            phases(args, port, flooded_key, probe_key, rss)
+        finally:
+            rss.stopped.set()
+
+
+def phases(args: argparse.Namespace, port: int, flooded: str, prober: str, rss: RssSampler) -> None:
+    """Run the floor, one worst request alone, and the two floods; print what they measured."""
+    probe(port, prober, 2)  # warm up
+    base = rss.reset()
+    alone = probe(port, prober, args.seconds)
+    peaks = [rss.peak]
+    worst = multipart_body(
+        {**STANDARD, "form_token": token_for(port, flooded)},
+        *[zero_png(side) for side in WORST_SIDES],
+    )
+    before, t0 = rss.reset(), time.monotonic()
+    status, _ = Client(port, timeout=120).request("POST", f"/s/{flooded}", *worst)
+    single = (status, time.monotonic() - t0, rss.peak - before)
+    issue = multipart_body({**STANDARD, "form_token": "bogus"}, *[zero_png(6320)] * 5)
+    floods = []
+    for body in (issue, worst):
         rss.reset()
-        issue_probe, issue_flood = under_flood(
-            port, probe_key, args.seconds, args.attackers, flood_job(flooded_key, *issue)
-        )
-        issue_peak = rss.peak
-        rss.reset()
-        worst_probe, worst_flood = under_flood(
-            port, probe_key, args.seconds, args.attackers, flood_job(flooded_key, *worst)
-        )
-        worst_peak = rss.peak
-        rss.stopped.set()
+        floods.append(under_flood(port, prober, args, flood_job(flooded, *body)))
+        peaks.append(rss.peak)
+    (issue_probe, issue_flood), (worst_probe, worst_flood) = floods
     report(args, alone, issue_probe, worst_probe, issue_flood, worst_flood, len(issue[0]))
     mib = 2**20
     print(
-        f"serve RSS: {base / mib:.0f} MiB at rest; peak {alone_peak / mib:.0f} MiB alone, "
-        f"{issue_peak / mib:.0f} MiB under the issue's flood, "
-        f"{worst_peak / mib:.0f} MiB under the worst admitted flood"
+        f"serve RSS: {base / mib:.0f} MiB at rest; peak {peaks[0] / mib:.0f} MiB alone, "
+        f"{peaks[1] / mib:.0f} MiB under the issue's flood, "
+        f"{peaks[2] / mib:.0f} MiB under the worst admitted flood"
     )
     print(
         f"one worst admitted request alone ({sum(s * s for s in WORST_SIDES) / 1e6:.1f} MP): "

@@ -149,8 +149,10 @@ class RequestForm(FlaskForm):
         """
         if not super().validate(extra_validators):
             return False
-        limit = current_app.config["MAX_SCREENSHOT_BYTES"]
-        self.cleaned_screenshots, problems = clean_uploads(self.uploads, limit)
+        config = current_app.config
+        self.cleaned_screenshots, problems = clean_uploads(
+            self.uploads, config["MAX_SCREENSHOT_BYTES"], config["MAX_PIXELS_PER_REQUEST"]
+        )
         self.screenshots.errors.extend(problems)
         return not problems
 

@@ -90,9 +90,10 @@ def screenshots(msg: EmailMessage) -> list[Screenshot]:
         for part in msg.iter_attachments()
         if part.get_content_maintype() == "image"
     ][:MAX_SCREENSHOTS]
-    limit = current_app.config["MAX_SCREENSHOT_BYTES"]
-    accepted, refused = screen_uploads(images, limit, current_app.config["MAX_PIXELS_PER_REQUEST"])
-    shots, unreadable = clean_uploads(accepted, limit)
+    config = current_app.config
+    limit, budget = config["MAX_SCREENSHOT_BYTES"], config["MAX_PIXELS_PER_REQUEST"]
+    accepted, refused = screen_uploads(images, limit, budget)
+    shots, unreadable = clean_uploads(accepted, limit, budget)
     for problem in refused + unreadable:
         log.info("mail-in: attachment skipped: %s", problem)
     return shots

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flask_babel import gettext
@@ -23,12 +23,12 @@ ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
 # JPEG stays JPEG (photos); everything else becomes PNG, which is lossless for screenshots.
 OUTPUT = {"JPEG": ("JPEG", "image/jpeg", ".jpg")}
 DEFAULT_OUTPUT = ("PNG", "image/png", ".png")
-# Image work in flight per process: a few decodes, a few requests waiting briefly for one.
+# Image work in flight per process: two decodes at a time; requests waiting for one may hold
+# at most this many of the largest requests' pixels (MAX_PIXELS_PER_REQUEST), and wait at most
+# DECODE_WAIT seconds.
 DECODE_SLOTS = 2
-DECODE_WAITING = 2
+QUEUED_REQUESTS = 4
 DECODE_WAIT = 5.0
-_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
-_admitted = threading.BoundedSemaphore(DECODE_SLOTS + DECODE_WAITING)
 _decoders = ThreadPoolExecutor(DECODE_SLOTS, thread_name_prefix="screenshot-decoder")
 
 
@@ -60,6 +60,7 @@ class Upload:
 
     name: str
     raw: bytes
+    pixels: int = 0  # known once its header was read
 
     @classmethod
     def named(cls, filename: str | None, raw: bytes) -> Upload:
@@ -105,15 +106,17 @@ def screen_uploads(
             problems.append(over_request_budget(upload.name, max_pixels))
             continue
         total += pixels
-        accepted.append(upload)
+        accepted.append(replace(upload, pixels=pixels))
     return accepted, problems
 
 
-def clean_uploads(uploads: list[Upload], max_bytes: int) -> tuple[list[Screenshot], list[str]]:
-    """Decode and re-encode screened uploads holding a decoding slot; return them and problems."""
+def clean_uploads(
+    uploads: list[Upload], max_bytes: int, max_pixels: int
+) -> tuple[list[Screenshot], list[str]]:
+    """Decode and re-encode screened uploads in a decoding slot; return them and problems."""
     if not uploads:
         return [], []  # a request without images never waits for image work
-    with decoding_slot():
+    with decoder.slot(sum(u.pixels for u in uploads), QUEUED_REQUESTS * max_pixels):
         # On the decoders' own threads: the memory the C allocator keeps after a large decode
         # then stays with those two threads instead of growing on every server thread.
         context = contextvars.copy_context()  # the request's language, for error messages
@@ -131,25 +134,39 @@ def _decode_all(uploads: list[Upload], max_bytes: int) -> tuple[list[Screenshot]
     return shots, problems
 
 
-@contextmanager
-def decoding_slot() -> Iterator[None]:
-    """Hold one of this process's image-decoding slots; raise Busy if none frees up soon.
+class DecodeQueue:
+    """This process's image-decoding slots, and the pixels waiting for them."""
 
-    A waiting request holds a server thread, so only a few may wait: with every slot and
-    every waiting place taken, the next request is told at once, and the server's other
-    threads stay free for the forms (the emergency form above all).
-    """
-    if not _admitted.acquire(blocking=False):
-        raise Busy
-    try:
-        if not _decoding.acquire(timeout=DECODE_WAIT):
-            raise Busy
+    def __init__(self, slots: int) -> None:
+        self.slots = threading.BoundedSemaphore(slots)
+        self.lock = threading.Lock()
+        self.pixels = 0
+
+    @contextmanager
+    def slot(self, pixels: int, budget: int) -> Iterator[None]:
+        """Hold a decoding slot for `pixels`; raise Busy if the queue is full or none frees soon.
+
+        A waiting request holds a server thread. Small screenshots queue freely; once the
+        pixels queued reach `budget`, further requests are told at once, so a flood of large
+        images never ties up the threads the forms (the emergency form above all) answer on.
+        """
+        with self.lock:
+            if self.pixels and self.pixels + pixels > budget:
+                raise Busy
+            self.pixels += pixels
         try:
-            yield
+            if not self.slots.acquire(timeout=DECODE_WAIT):
+                raise Busy
+            try:
+                yield
+            finally:
+                self.slots.release()
         finally:
-            _decoding.release()
-    finally:
-        _admitted.release()
+            with self.lock:
+                self.pixels -= pixels
+
+
+decoder = DecodeQueue(DECODE_SLOTS)
 
 
 def clean_screenshot(raw: bytes, filename: str, max_bytes: int) -> Screenshot:

@@ -11,6 +11,7 @@ import struct
 import time
 import urllib.request
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -215,7 +216,7 @@ def test_with_every_decoding_slot_taken_the_requester_is_told_to_retry_text_kept
     files = [("shot.png", png((64, 64)))]
     description = "Checkout <fails> since 9:00 for every customer."
     # Two other requests are decoding images in this process right now.
-    with screenshots.decoding_slot(), screenshots.decoding_slot():
+    with screenshots.decoder.slot(1, 2), screenshots.decoder.slot(1, 2):
         busy = file_form(client, site, files, token=token, description=description)
     text = busy.get_data(as_text=True)
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "60"
@@ -225,6 +226,25 @@ def test_with_every_decoding_slot_taken_the_requester_is_told_to_retry_text_kept
     again = file_form(client, site, files, token=token, description=description)
     assert again.status_code == 200
     assert db.session.scalar(sa.select(sa.func.count(Attachment.id))) == 1
+
+
+def test_with_large_images_queued_to_the_limit_the_next_request_is_told_at_once(app, client, site):
+    # A flood of the largest requests fills the queue: waiting would tie up a server thread.
+    queue_full = screenshots.QUEUED_REQUESTS * app.config["MAX_PIXELS_PER_REQUEST"]
+    with screenshots.decoder.slot(queue_full, queue_full):
+        busy = file_form(client, site, [("shot.png", png((64, 64)))])
+    assert busy.status_code == 503 and "busy" in busy.get_data(as_text=True)
+    # Small screenshots queue behind each other: eight at once all get through.
+    path = f"/s/{site.site_key}"
+    tokens = [form_token(client, path) for _ in range(8)]
+
+    def post(token):
+        screenshot = [("s.png", png((640, 400)))]
+        return file_form(app.test_client(), site, screenshot, token=token).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(post, tokens))
+    assert statuses == [200] * 8
 
 
 def test_mail_in_screenshots_get_the_same_pixel_budget(runner, site, small_budget):
@@ -329,6 +349,6 @@ def test_serve_keeps_answering_healthz_while_120_slow_clients_trickle_headers(se
 
 def test_a_request_without_images_never_waits_for_image_work(client, site, monkeypatch):
     monkeypatch.setattr(screenshots, "DECODE_WAIT", 0.2)
-    with screenshots.decoding_slot(), screenshots.decoding_slot():
+    with screenshots.decoder.slot(1, 2), screenshots.decoder.slot(1, 2):
         response = file_form(client, site, [])
     assert response.status_code == 200 and "SUP-" in response.get_data(as_text=True)
