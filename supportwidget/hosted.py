@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -20,14 +19,13 @@ from flask import (
     send_from_directory,
 )
 from flask_babel import gettext
-from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from . import emergencies, errors, i18n, identity, limits, screenshots, sla, tickets, tokens
 from .errors import agency_contact, error_response
 from .forms import EmergencyForm, RequestForm, StandardRequestForm
-from .models import Site, Ticket, db, utcnow
+from .models import Site, Ticket, db
 
 bp = Blueprint("hosted", __name__)
 log = logging.getLogger(__name__)
@@ -37,15 +35,7 @@ UNAVAILABLE = (SQLAlchemyError, OSError)
 
 def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
-    # Every form page shows the client's name: load it with the site.
-    with_client = sa.select(Site).options(orm.joinedload(Site.client))
-    site = db.session.scalar(with_client.where(Site.site_key == site_key))
-    if site is None:
-        site = db.session.scalar(
-            with_client.where(
-                Site.previous_site_key == site_key, Site.previous_key_expires_at > utcnow()
-            )
-        )
+    site = Site.by_key(site_key)
     if site is None:
         abort(404, gettext("There is no support form at this address. Please check the link."))
     if not site.enabled:
@@ -170,9 +160,8 @@ def standard_form(site_key: str) -> Response:
 
 
 @bp.route("/s/<site_key>/emergency", methods=["GET", "POST"])
-@limits.public_form
-@limits.emergency_per_site
-@limits.emergency_per_ip
+@limits.emergency_public_form
+@limits.emergency
 @keeps_input
 def emergency_form(site_key: str) -> Response:
     """Show the emergency form and page the on-call team for what it submits."""

@@ -6,13 +6,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from . import database, messages
 from .mail import Outgoing, PermanentMailError, TransientMailError
-from .models import Notification, db, utcnow
+from .models import HandledMessage, Notification, db, utcnow
 from .sms import sms
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,19 @@ def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:
 def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
     """Hand committed rows to the queue; the re-drive catches any the queue loses."""
     schedule_due(due(rows), at)
+
+
+def tell_staff_once(key: str, template: str, purpose: str, **context: Any) -> bool:
+    """E-mail every staff member a notice, unless one went out under this key; True if sent."""
+    if not HandledMessage.first_time(key):
+        return False
+    rows = [
+        messages.notice(template, recipient, purpose, staff=member, **context)
+        for recipient, member in messages.staff_recipients()
+    ]
+    db.session.commit()
+    schedule(rows)
+    return True
 
 
 def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
