@@ -60,7 +60,7 @@ def refuse_unexpected_bodies() -> None:
         abort(413, f"Request bodies here are limited to {size_text(limit)}.")
     has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
     if types and has_body and request.mimetype not in types:
-        abort(415, "Only a form or JSON body is accepted here.")
+        abort(415, f"Only {' or '.join(types)} bodies are accepted here.")
 
 
 def refuse_nul_characters() -> None:
