@@ -107,8 +107,10 @@ EMERGENCY_REPAGE_LIMIT = 6
 # --- intake --------------------------------------------------------------------------------
 #: Largest screenshot accepted, in bytes.
 MAX_SCREENSHOT_BYTES = 10 * MiB
-#: Bigger requests get 413 before they are read.
+#: Bigger requests get 413 before they are read (`serve` does not read them either).
 MAX_CONTENT_LENGTH = 64 * MiB
+#: Pixels of all the screenshots of one request, read from image headers before decoding.
+MAX_PIXELS_PER_REQUEST = 60_000_000
 #: Seconds a hosted form stays valid.
 FORM_TOKEN_MAX_AGE = 24 * 3600
 #: Days a rotated site key keeps working.
@@ -122,8 +124,8 @@ MAILIN_AUTHSERV_ID: str | None = None
 RATELIMIT_ENABLED = True
 #: Counter storage: memory:// (one process) or redis://… (shared).
 RATELIMIT_STORAGE_URI = "memory://"
-#: Options for the counter storage: network timeouts for Redis.
-RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
+#: Options for the counter storage: short Redis timeouts, so a dead store holds no form up.
+RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
 #: Submissions of a hosted form, per client IP.
 PUBLIC_FORM_RATE_LIMIT = "20 per hour"
 #: Filed emergencies, per site and per client IP.

@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    joinedload,
+    mapped_column,
+    registry,
+    relationship,
+)
 from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -128,6 +135,19 @@ class Site(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
+
+    @classmethod
+    def by_key(cls, site_key: str) -> Site | None:
+        """Return the site a key opens (a previous key too, until it expires), with its client."""
+        with_client = sa.select(cls).options(joinedload(cls.client))
+        site = db.session.scalar(with_client.where(cls.site_key == site_key))
+        if site is None:
+            site = db.session.scalar(
+                with_client.where(
+                    cls.previous_site_key == site_key, cls.previous_key_expires_at > utcnow()
+                )
+            )
+        return site
 
     def rotate_key(self, grace: timedelta) -> None:
         """Issue a new site key; the current one keeps working for `grace`."""

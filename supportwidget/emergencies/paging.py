@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from flask import current_app
 
 from supportwidget.models import (
-    HandledMessage,
     Notification,
     Site,
     Staff,
@@ -306,24 +305,16 @@ def report_unpaged(row: Notification) -> list[Notification]:
 
 
 def report_flood(site_key: str, address: str) -> None:
-    """E-mail staff once per site and hour that the emergency form hit its rate limit."""
-    site = db.session.scalar(sa.select(Site).where(Site.site_key == site_key))
+    """E-mail staff once per site and hour that an address hit the emergency form's limit."""
+    site = Site.by_key(site_key)
     if site is None:
         return
     hour = utcnow().strftime("%Y-%m-%dT%H")
-    if not HandledMessage.first_time(f"flood:{site.id}:{hour}"):
-        return
-    rows = [
-        messages.notice(
-            "staff_flood",
-            recipient,
-            "flood",
-            site=site,
-            client=site.client,
-            address=address,
-            staff=member,
-        )
-        for recipient, member in messages.staff_recipients()
-    ]
-    db.session.commit()
-    outbox.schedule(rows)
+    outbox.tell_staff_once(
+        f"flood:{site.id}:{hour}",
+        "staff_flood",
+        "flood",
+        site=site,
+        client=site.client,
+        address=address,
+    )

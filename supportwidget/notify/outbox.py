@@ -6,11 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from supportwidget.models import Notification, db, utcnow
+from supportwidget.models import HandledMessage, Notification, db, utcnow
+from supportwidget.notify import messages
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Outcome
 from supportwidget.platform import database, jobs
@@ -133,6 +135,19 @@ def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:
 def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
     """Hand committed rows to the queue; the re-drive catches any the queue loses."""
     schedule_due(due(rows), at)
+
+
+def tell_staff_once(key: str, template: str, purpose: str, **context: Any) -> bool:
+    """E-mail every staff member a notice, unless one went out under this key; True if sent."""
+    if not HandledMessage.first_time(key):
+        return False
+    rows = [
+        messages.notice(template, recipient, purpose, staff=member, **context)
+        for recipient, member in messages.staff_recipients()
+    ]
+    db.session.commit()
+    schedule(rows)
+    return True
 
 
 def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
