@@ -23,7 +23,7 @@ from flask import (
 
 from . import breaches, tickets, updates
 from .auth import current_staff, login_required
-from .models import Attachment, Client, Site, Ticket, TimeEntry, db, utcnow
+from .models import Attachment, Client, Notification, Site, Ticket, TimeEntry, db, utcnow
 from .screenshots import stored_path
 from .workqueue import ALL_STATUSES, CursorError, Filters, work_queue
 
@@ -132,6 +132,9 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
         minutes={bool(billable): int(total or 0) for billable, total in minutes},
         statuses=updates.STATUSES,
         status_labels=updates.STATUS_LABELS,
+        resendable={
+            row.id for row in ticket.notifications if updates.resend_refusal(ticket, row) is None
+        },
         error=error,
         form=request.form if error else {},
     )
@@ -198,6 +201,23 @@ def ticket_action(reference: str, action: str) -> Response:
         db.session.rollback()
         return render_ticket(load_ticket(reference), error=str(exc), status=422)
     flash(message)
+    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+
+
+@bp.post("/tickets/<reference>/notifications/<id:notification_id>/resend")
+@login_required
+def resend_notification(reference: str, notification_id: int) -> Response:
+    """Send a failed notification of a ticket again; say why not when it cannot be."""
+    ticket = load_ticket(reference)
+    row = db.session.get(Notification, notification_id)
+    if row is None or row.ticket_id != ticket.id:
+        abort(404, f"{ticket.reference} has no notification {notification_id}.")
+    try:
+        updates.resend(ticket, current_staff(), row)
+    except updates.UpdateError as exc:
+        db.session.rollback()
+        return render_ticket(load_ticket(reference), error=str(exc), status=422)
+    flash(f"Sending the {row.channel} to {row.recipient} again.")
     return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
 
 

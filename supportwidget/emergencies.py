@@ -220,7 +220,7 @@ def cancel_pending_pages(ticket: Ticket, why: str) -> None:
             Notification.status == "pending",
             Notification.purpose.like(f"{PAGE}-%"),
         )
-        .values(status="failed", last_error=f"not sent: {why}")
+        .values(status="failed", last_error=outbox.WITHDRAWN + why)
     )
 
 
@@ -294,7 +294,7 @@ def report_unpaged(row: Notification) -> list[Notification]:
     """E-mail staff that a page did not reach someone (failed send or delivery receipt)."""
     if row.channel != "sms" or not row.purpose.startswith(PAGE) or row.ticket is None:
         return []
-    if row.last_error and row.last_error.startswith("not sent:"):
+    if outbox.withdrawn(row):
         return []
     return messages.email_staff(row.ticket, "staff_page_failed", "page-failed", failed=row)
 

@@ -1,4 +1,4 @@
-"""Jobs the worker runs on a schedule: re-drive the outbox, re-page emergencies."""
+"""Jobs the worker runs on a schedule: re-drive the outbox, digest failures, re-page."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ CALLS: dict[str, Callable[..., Any]] = {}
 
 
 def every_minute_mail() -> None:
-    """Re-drive e-mail rows that are due or stuck; warn staff of SLA targets about to breach."""
+    """Re-drive due or stuck rows, digest failures for admins, warn of SLA breaches."""
     from .breaches import warn_breaches
 
     outbox.redrive()
+    outbox.report_failures()
     warn_breaches()
 
 

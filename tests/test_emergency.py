@@ -308,6 +308,19 @@ def test_throttled_page_is_retried_without_a_second_page_for_the_same_row(
     assert len(vonage_standin.to(ALICE)) == 2  # one throttled attempt, one accepted
 
 
+def test_a_throttled_page_is_retried_only_until_the_next_round(app, client, site, vonage_standin):
+    vonage_standin.behaviour[ALICE] = "throttled"
+    report(client, site)
+    row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + ALICE))
+    assert row.status == "pending"
+    # Still throttled just before the next round (60 s): that round pages again, so a retry
+    # after it would page Alice twice for one round. The row stops, visibly failed.
+    outbox.deliver_due(now=row.created_at + timedelta(seconds=59))
+    db.session.refresh(row)
+    assert row.status == "failed" and "Throughput" in row.last_error
+    assert len(vonage_standin.to(ALICE)) == 2
+
+
 def test_dropped_connection_never_pages_twice(client, site, smtp_server, vonage_standin):
     vonage_standin.behaviour[ALICE] = "drop"
     report(client, site)
