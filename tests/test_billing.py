@@ -162,16 +162,11 @@ def test_every_csv_cell_is_quoted_and_no_cell_starts_a_formula(client, site, bob
     assert "'+44 Ltd" in names and "'\tTabbed" in names
 
 
-@pytest.mark.parametrize("month", ["2026-11%0A", "2026-11%0D%0A", "%0A2026-11", "2026-11 "])
-def test_a_month_with_a_line_break_is_a_400_not_a_500(client, bob, month):
-    login(client, "bob@agency.test")
-    for path in ("/dashboard/reports/billing.csv", "/dashboard/reports/billing"):
-        response = client.get(f"{path}?month={month}")
-        assert response.status_code == 400
-        assert "month must look like 2026-11" in response.get_data(as_text=True)
-
-
-@pytest.mark.parametrize("month", ["2026-13", "2026-3", "march", "2026-00", "1999-12"])
+@pytest.mark.parametrize(
+    "month",
+    # A trailing line break once passed a $-anchored check and broke the download's header: 500.
+    ["2026-13", "2026-3", "march", "2026-00", "1999-12", "2026-11%0A", "%0A2026-11", "2026-11 "],
+)
 def test_bad_month_is_a_clear_400(client, bob, month):
     login(client, "bob@agency.test")
     for path in ("/dashboard/reports/billing.csv", "/dashboard/reports/billing"):
