@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -57,7 +58,7 @@ def read_ack_code(code: str, now: datetime | None = None) -> tuple[Ticket, Staff
     if len(parts) != 4 or not code.isascii():  # compare_digest refuses non-ASCII text
         return None
     ticket_id, staff_id, stamp, mac = parse_id(parts[0]), parse_id(parts[1]), parts[2], parts[3]
-    if ticket_id is None or staff_id is None or not stamp.isalnum() or len(stamp) > 12:
+    if ticket_id is None or staff_id is None or not re.fullmatch(r"[0-9a-f]{1,12}", stamp):
         return None
     if not hmac.compare_digest(_ack_mac(ticket_id, staff_id, stamp), mac):
         return None

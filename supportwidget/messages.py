@@ -11,6 +11,7 @@ from flask import current_app, render_template
 from flask_mail import Message
 
 from . import i18n, tokens
+from .gsm import SMS_LIMIT, fit, gsm_length, sms_text
 from .models import Notification, Staff, Ticket, db
 from .screenshots import stored_path
 
@@ -165,7 +166,6 @@ def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any)
     Only the site name and the subject shrink to fit: the reference, "Reply ACK n" and the
     acknowledge link are what the person paged needs, and they are always kept whole.
     """
-    from .gsm import SMS_LIMIT, fit, gsm_length, sms_text
 
     def render(site_name: str, subject: str) -> str:
         # Pages go to staff: English, whichever language the requester's form was in.

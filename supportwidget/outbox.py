@@ -28,8 +28,6 @@ DIGEST_LISTED = 50  # failures named in one digest; the rest are counted
 # E-mails sent per queue task: one claim, one SMTP connection and one commit for them all.
 # A worker killed mid-batch resends at most this many, each with its original Message-ID.
 BATCH = 10
-
-
 # Retry intervals grow no further, so a relay that comes back is noticed within minutes.
 MAX_INTERVAL = timedelta(minutes=15)
 
