@@ -103,6 +103,8 @@ SMS_TIMEOUT = 10
 EMERGENCY_REPAGE_INTERVAL = 300
 #: Re-pages before everyone with a phone is paged and admins are e-mailed.
 EMERGENCY_REPAGE_LIMIT = 6
+#: Seconds an acknowledge link (/a/<code>) in a page or e-mail works; later it answers 410.
+ACK_LINK_MAX_AGE = 7 * 24 * 3600
 
 # --- intake --------------------------------------------------------------------------------
 #: Largest screenshot accepted, in bytes.
@@ -154,10 +156,10 @@ DEFAULT_TARGET = "16h"
 PRE_BREACH_WARNING = "1h"
 
 # --- the worker ----------------------------------------------------------------------------
-#: Seconds between worker heartbeats and periodic jobs (re-drive, re-page, breach warnings).
+#: Seconds between worker heartbeats and periodic jobs (re-drive, re-page, digest, breaches).
 SCHEDULER_SECONDS = 15
-#: Tries per notification before it counts as failed.
-OUTBOX_MAX_ATTEMPTS = 8
+#: Hours an e-mail's passing failures are retried after it is queued or resent (15-min cap).
+OUTBOX_RETRY_HOURS = 72
 #: Seconds after which a notification left "sending" counts as abandoned.
 OUTBOX_LEASE_SECONDS = 120
 

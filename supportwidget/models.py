@@ -279,6 +279,9 @@ class Attachment(db.Model):
 class Notification(db.Model):
     """One outgoing message: the transactional outbox row."""
 
+    # The admins' digest looks up failed rows it has not listed yet.
+    __table_args__ = (sa.Index("ix_notification_unreported", "status", "failure_reported_at"),)
+
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
     channel: Mapped[str] = mapped_column(sa.String(5))
@@ -299,6 +302,10 @@ class Notification(db.Model):
     delivery_status: Mapped[str | None] = mapped_column(sa.String(20))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Created, or sent again by staff: passing failures are retried for a while after it.
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a failed row was listed in the admins' digest (None: not yet, or not failed).
+    failure_reported_at: Mapped[datetime | None]
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="notifications")
     staff: Mapped[Staff | None] = relationship()

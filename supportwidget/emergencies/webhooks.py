@@ -80,9 +80,12 @@ def delivery_receipt() -> Response:
 
 
 @bp.route("/a/<code>", methods=["GET", "POST"])
-def acknowledge_link(code: str) -> str:
+def acknowledge_link(code: str) -> str | tuple[str, int]:
     """Acknowledge from the link in a page; GET only asks, so link previews cannot ack."""
-    found = emergencies.read_ack_code(code)
+    try:
+        found = emergencies.read_ack_code(code)
+    except emergencies.AckLinkExpired as expired:
+        return render_template("acknowledge_expired.html", ticket=expired.ticket), 410
     if found is None:
         abort(404, "This acknowledgement link is not valid.")
     ticket, member = found

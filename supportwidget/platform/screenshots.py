@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flask_babel import gettext
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import plaintext
 
@@ -224,9 +224,19 @@ def over_request_budget(name: str, max_pixels: int) -> str:
 
 
 def _reencode(image: Image.Image, name: str) -> Screenshot:
+    """Return the image's pixels, upright, encoded afresh with no metadata at all.
+
+    Kept: the pixels, turned by the EXIF orientation (the one field needed to show a photo
+    the right way up). Dropped, because encoders copy them from ``image.info`` and any of
+    them can carry text: EXIF (GPS, camera, description), XMP, the ICC profile (its pixels
+    are then read as sRGB: a Display P3 screenshot looks slightly paler), JPEG comments
+    (COM), PNG text chunks (tEXt, zTXt, iTXt), GIF and WebP comments and metadata, dpi,
+    and every frame of an animation but the first.
+    """
     fmt, content_type, ext = OUTPUT.get(image.format or "", DEFAULT_OUTPUT)
-    # Only the first frame of an animation is kept: a screenshot is a still.
+    ImageOps.exif_transpose(image, in_place=True)
     frame = image.convert("RGB" if fmt == "JPEG" else "RGBA")
+    frame.info.clear()
     out = io.BytesIO()
     frame.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {"optimize": False}))
     data = out.getvalue()
