@@ -57,6 +57,22 @@ def service_env(instance: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def sink_env(instance: Path, smtp_port: int) -> dict[str, str]:
+    """Return a service environment whose mail goes to the counting SMTP sink on smtp_port."""
+    return service_env(
+        instance,
+        MAIL_SERVER=HOST,
+        MAIL_PORT=str(smtp_port),
+        MAIL_DEFAULT_SENDER="support@agency.example",
+        STAFF_NOTIFY_EMAILS="[]",
+    )
+
+
+def sink_cmd(smtp_port: int) -> list[str]:
+    """Return the command line of the counting SMTP sink (bench/_floor.py)."""
+    return [sys.executable, "bench/_floor.py", "smtp-sink", "--port", str(smtp_port)]
+
+
 def flask_cli(env: dict[str, str], *args: str) -> str:
     """Run one `flask --app supportwidget` command and return its output, or exit loudly."""
     cmd = [sys.executable, "-m", "flask", "--app", "supportwidget", *args]
@@ -198,19 +214,19 @@ def form_body(fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
     return urlencode(fields).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def multipart_body(fields: dict[str, str], png: bytes) -> tuple[bytes, dict[str, str]]:
-    """Encode a multipart form with one screenshot file."""
+def multipart_body(fields: dict[str, str], *images: bytes) -> tuple[bytes, dict[str, str]]:
+    """Encode a multipart form with screenshot files."""
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
         for k, v in fields.items()
     ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="screenshots"; '
-        f'filename="screen.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
-        + png
-        + b"\r\n"
-    )
+    for n, image in enumerate(images):
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="screenshots"; '
+            f'filename="screen{n}.png"\r\nContent-Type: image/png\r\n\r\n'
+        )
+        parts.append(head.encode() + image + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 

@@ -48,7 +48,8 @@ from _support import (
     run_load,
     running,
     seed,
-    service_env,
+    sink_cmd,
+    sink_env,
 )
 
 TARGET = 0.6
@@ -124,16 +125,10 @@ def floor_job(client: Client) -> tuple[str, bool, str]:
 def measure(args: argparse.Namespace, tmp: Path) -> None:
     """Start both servers, run the four phases, print the rates and ratios."""
     smtp_port, port, bare_port = free_port(), free_port(), free_port()
-    env = service_env(
-        tmp / "instance",
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp_port),
-        MAIL_DEFAULT_SENDER="support@agency.example",
-        STAFF_NOTIFY_EMAILS="[]",
-    )
+    env = sink_env(tmp / "instance", smtp_port)
     site_key = seed(env, staff=2)
     png = make_png()
-    sink = [sys.executable, "bench/_floor.py", "smtp-sink", "--port", str(smtp_port)]
+    sink = sink_cmd(smtp_port)
     bare = [sys.executable, "bench/_floor.py", "bare-waitress", "--port", str(bare_port)]
     bare += ["--db", f"sqlite:///{tmp / 'bare.sqlite'}"]
     serve = flask_cmd("serve", "--port", str(port))

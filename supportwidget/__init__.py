@@ -18,7 +18,7 @@ from supportwidget.platform import database, errors, i18n, limits, logs, securit
 from supportwidget.staff import admin, api, auth, billing, dashboard
 
 # Each domain package keeps its own templates; template names are unique across them.
-TEMPLATE_PACKAGES = ("platform", "intake", "tickets", "emergencies", "sla", "staff")
+TEMPLATE_PACKAGES = ("platform", "intake", "tickets", "emergencies", "sla", "notify", "staff")
 BLUEPRINTS = (
     views.bp,
     health.bp,

@@ -103,12 +103,16 @@ SMS_TIMEOUT = 10
 EMERGENCY_REPAGE_INTERVAL = 300
 #: Re-pages before everyone with a phone is paged and admins are e-mailed.
 EMERGENCY_REPAGE_LIMIT = 6
+#: Seconds an acknowledge link (/a/<code>) in a page or e-mail works; later it answers 410.
+ACK_LINK_MAX_AGE = 7 * 24 * 3600
 
 # --- intake --------------------------------------------------------------------------------
 #: Largest screenshot accepted, in bytes.
 MAX_SCREENSHOT_BYTES = 10 * MiB
-#: Bigger requests get 413 before they are read.
+#: Bigger requests get 413 before they are read (`serve` does not read them either).
 MAX_CONTENT_LENGTH = 64 * MiB
+#: Pixels of all the screenshots of one request, read from image headers before decoding.
+MAX_PIXELS_PER_REQUEST = 60_000_000
 #: Seconds a hosted form stays valid.
 FORM_TOKEN_MAX_AGE = 24 * 3600
 #: Days a rotated site key keeps working.
@@ -122,8 +126,8 @@ MAILIN_AUTHSERV_ID: str | None = None
 RATELIMIT_ENABLED = True
 #: Counter storage: memory:// (one process) or redis://… (shared).
 RATELIMIT_STORAGE_URI = "memory://"
-#: Options for the counter storage: network timeouts for Redis.
-RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
+#: Options for the counter storage: short Redis timeouts, so a dead store holds no form up.
+RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
 #: Submissions of a hosted form, per client IP.
 PUBLIC_FORM_RATE_LIMIT = "20 per hour"
 #: Filed emergencies, per site and per client IP.
@@ -152,10 +156,10 @@ DEFAULT_TARGET = "16h"
 PRE_BREACH_WARNING = "1h"
 
 # --- the worker ----------------------------------------------------------------------------
-#: Seconds between worker heartbeats and periodic jobs (re-drive, re-page, breach warnings).
+#: Seconds between worker heartbeats and periodic jobs (re-drive, re-page, digest, breaches).
 SCHEDULER_SECONDS = 15
-#: Tries per notification before it counts as failed.
-OUTBOX_MAX_ATTEMPTS = 8
+#: Hours an e-mail's passing failures are retried after it is queued or resent (15-min cap).
+OUTBOX_RETRY_HOURS = 72
 #: Seconds after which a notification left "sending" counts as abandoned.
 OUTBOX_LEASE_SECONDS = 120
 

@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    joinedload,
+    mapped_column,
+    registry,
+    relationship,
+)
 from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -128,6 +135,19 @@ class Site(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
+
+    @classmethod
+    def by_key(cls, site_key: str) -> Site | None:
+        """Return the site a key opens (a previous key too, until it expires), with its client."""
+        with_client = sa.select(cls).options(joinedload(cls.client))
+        site = db.session.scalar(with_client.where(cls.site_key == site_key))
+        if site is None:
+            site = db.session.scalar(
+                with_client.where(
+                    cls.previous_site_key == site_key, cls.previous_key_expires_at > utcnow()
+                )
+            )
+        return site
 
     def rotate_key(self, grace: timedelta) -> None:
         """Issue a new site key; the current one keeps working for `grace`."""
@@ -259,6 +279,9 @@ class Attachment(db.Model):
 class Notification(db.Model):
     """One outgoing message: the transactional outbox row."""
 
+    # The admins' digest looks up failed rows it has not listed yet.
+    __table_args__ = (sa.Index("ix_notification_unreported", "status", "failure_reported_at"),)
+
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
     channel: Mapped[str] = mapped_column(sa.String(5))
@@ -279,6 +302,10 @@ class Notification(db.Model):
     delivery_status: Mapped[str | None] = mapped_column(sa.String(20))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Created, or sent again by staff: passing failures are retried for a while after it.
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a failed row was listed in the admins' digest (None: not yet, or not failed).
+    failure_reported_at: Mapped[datetime | None]
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="notifications")
     staff: Mapped[Staff | None] = relationship()

@@ -37,6 +37,7 @@ JOBS: dict[str, Callable[..., Any]] = {
 PERIODIC: dict[str, Callable[[], Any]] = {
     "repage_due": paging.repage_due,
     "redrive": outbox.redrive,
+    "report_failures": outbox.report_failures,
     "warn_breaches": deadlines.warn_breaches,
 }
 #: What follows a notification that failed for good: staff hear that a page did not arrive.

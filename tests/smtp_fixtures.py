@@ -5,8 +5,10 @@ root conftest). Each server listens on a free 127.0.0.1 port and stops at
 teardown:
 
 * ``smtp_server``: plain SMTP that records what it receives and can be told
-  to refuse (``refuse_next``), to stall (``stall``), or to go down and come
-  back on the same port (``stop``/``start`` or ``with server.outage():``).
+  to refuse (``refuse_next``), to stall (``stall``), to go down and come
+  back on the same port (``stop``/``start`` or ``with server.outage():``), or
+  to answer every connection or sender with one 5xx, like a misconfigured
+  relay (``with server.refusing_everything(554, at="mail"):``).
 * ``smtp_tls_server``: requires STARTTLS, presents a trustme certificate for
   ``localhost`` and accepts the login ``.username``/``.password``;
   ``.ca_file`` is the CA to trust.
@@ -40,6 +42,8 @@ SENDER = "desk@supportwidget.test"
 TLS_HOSTNAME = "localhost"
 
 RefusalStage = t.Literal["rcpt", "data"]
+# Where a misconfigured relay refuses everything: its greeting, or every MAIL FROM.
+BlanketStage = t.Literal["connect", "mail"]
 
 
 def free_port() -> int:
@@ -68,6 +72,7 @@ class _Recorder:
         self.envelopes: list[ReceivedEnvelope] = []
         self.refusals: list[tuple[int, RefusalStage]] = []
         self.stall_seconds = 0.0
+        self.blanket: tuple[int, BlanketStage] | None = None
 
     def take_refusal(self, stage: RefusalStage) -> int | None:
         """Consume one pending refusal for ``stage`` and return its code."""
@@ -75,6 +80,19 @@ class _Recorder:
             if self.refusals and self.refusals[0][1] == stage:
                 return self.refusals.pop(0)[0]
         return None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        """Accept the sender unless the server refuses every sender."""
+        if self.blanket is not None and self.blanket[1] == "mail":
+            code = self.blanket[0]
+            if code == 552:
+                return _refusal_reply(code)
+            return f"{code} 5.7.1 Relay access denied for everyone (test server)"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -118,7 +136,7 @@ def _refusal_reply(code: int) -> str:
 
 
 class _StallingSMTP(SMTP):
-    """aiosmtpd's SMTP that can hold back its greeting, like a hung server."""
+    """aiosmtpd's SMTP that can hold back its greeting, or greet with a refusal."""
 
     async def _handle_client(self) -> None:
         delay = self.event_handler.stall_seconds
@@ -126,6 +144,11 @@ class _StallingSMTP(SMTP):
             # connection_lost cancels this task, so a client that gives up
             # leaves nothing running.
             await asyncio.sleep(delay)
+        blanket = self.event_handler.blanket
+        if blanket is not None and blanket[1] == "connect" and self.transport is not None:
+            await self.push(f"{blanket[0]} 5.3.2 No SMTP service here (test server)")
+            self.transport.close()
+            return
         await super()._handle_client()
 
 
@@ -216,6 +239,15 @@ class SmtpTestServer:
             yield
         finally:
             self.start()
+
+    @contextmanager
+    def refusing_everything(self, code: int = 554, at: BlanketStage = "mail") -> Iterator[None]:
+        """Answer ``code`` to every connection or sender inside the ``with`` block."""
+        self._handler.blanket = (code, at)
+        try:
+            yield
+        finally:
+            self._handler.blanket = None
 
     def refuse_next(self, n: int = 1, code: int = 451, at: RefusalStage = "rcpt") -> None:
         """Refuse the next ``n`` transactions with ``code`` at RCPT or at end of DATA."""

@@ -131,7 +131,42 @@ def test_formula_like_client_names_are_defused_in_csv(client, site, bob):
     assert csv_rows(client, "2026-03")[1][0] == "'=HYPERLINK(1)"
 
 
-@pytest.mark.parametrize("month", ["2026-13", "2026-3", "march", "2026-00", "1999-12"])
+FORMULAS = [
+    "Acme;=cmd|' /C calc'!A0",
+    "Acme,=1+2",
+    "Acme; @SUM(A1)",
+    "+44 Ltd",
+    "-2+3 Ltd",
+    "@home",
+    "\tTabbed",
+    "Plain; name, with separators",
+]
+
+
+def test_every_csv_cell_is_quoted_and_no_cell_starts_a_formula(client, site, bob):
+    for number, name in enumerate(FORMULAS):
+        ticket = new_emergency(other_site(name, Decimal("10")), subject=f"Down {number}")
+        updates.triage(ticket, bob, "confirm", None)
+        work(ticket, bob, 60)
+    login(client, "bob@agency.test")
+    text = client.get("/dashboard/reports/billing.csv?month=2026-03").get_data(as_text=True)
+    lines = text.splitlines()
+    assert len(lines) == len(FORMULAS) + 1
+    assert all(line.startswith('"') and line.endswith('"') for line in lines)
+    # A spreadsheet may split on ',' or, in many locales, on ';': neither may start a formula.
+    for delimiter in (",", ";"):
+        cells = [cell for row in csv.reader(io.StringIO(text), delimiter=delimiter) for cell in row]
+        assert not [c for c in cells if c.lstrip(" ")[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    names = [row[0] for row in csv.reader(io.StringIO(text))][1:]
+    assert "Acme;'=cmd|' /C calc'!A0" in names and "Plain; name, with separators" in names
+    assert "'+44 Ltd" in names and "'\tTabbed" in names
+
+
+@pytest.mark.parametrize(
+    "month",
+    # A trailing line break once passed a $-anchored check and broke the download's header: 500.
+    ["2026-13", "2026-3", "march", "2026-00", "1999-12", "2026-11%0A", "%0A2026-11", "2026-11 "],
+)
 def test_bad_month_is_a_clear_400(client, bob, month):
     login(client, "bob@agency.test")
     for path in ("/dashboard/reports/billing.csv", "/dashboard/reports/billing"):

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Notification, Staff, Ticket, db, utcnow
 from supportwidget.notify import outbox
+from supportwidget.notify.gsm import gsm_length, is_gsm, sms_text
 
 from conftest import form_token, make_app, standard_fields, vonage_signed
 from vonage_standin import API_KEY, API_SECRET
@@ -158,6 +159,60 @@ def test_a_queue_outage_after_filing_still_answers_with_the_reference(
         assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 1
         db.session.remove()
         db.engine.dispose()
+
+
+LONG_NAMES = {
+    "gsm": ("acme-" + "s" * 195, "Checkout " + "x" * 141),
+    "non-gsm": ("Магазин " * 25, "Главная страница не открывается 🔥 " * 4),
+}
+
+
+@pytest.mark.parametrize("alphabet", LONG_NAMES)
+def test_a_page_keeps_the_ack_instruction_and_the_whole_link(
+    client, site, vonage_standin, alphabet
+):
+    # A 200-character site name once pushed "Reply ACK n" and the link out of the SMS.
+    site_name, subject = LONG_NAMES[alphabet]
+    site.name = site_name[:200]
+    db.session.commit()
+    assert report(client, site, subject=subject[:150]).status_code == 200
+    ticket = db.session.scalar(sa.select(Ticket))
+    pages = db.session.scalars(sa.select(Notification).where(Notification.channel == "sms")).all()
+    assert len(pages) == 2
+    for page in pages:
+        body = page.body_text
+        # One GSM-7 SMS: a UCS-2 one would hold only 70 characters.
+        assert is_gsm(body) and gsm_length(body) <= 160
+        assert f"Reply ACK {ticket.id} or http://support.test/a/" in body
+        code = re.search(r"http://support\.test/a/(\S+)$", body).group(1)
+        assert emergencies.read_ack_code(code) == (ticket, page.staff)
+        # The names are shortened, not dropped.
+        assert sms_text(site_name[:12]) in body and sms_text(subject[:8]) in body
+        [sent] = vonage_standin.to(page.recipient.lstrip("+"))
+        assert sent["text"] == body and sent["type"] != "unicode"
+    assert client.get(f"/a/{code}").status_code == 200
+
+
+def test_an_ack_link_stops_working_after_ack_link_max_age(app, client, site):
+    report(client, site)
+    ticket = db.session.scalar(sa.select(Ticket))
+    bob = db.session.scalar(sa.select(Staff).where(Staff.name == "Bob"))
+    week = timedelta(seconds=app.config["ACK_LINK_MAX_AGE"])
+    assert week == timedelta(days=7)
+    recent = emergencies.ack_code(ticket.id, bob.id, issued_at=utcnow() - week + timedelta(hours=1))
+    assert "I'm on it" in client.get(f"/a/{recent}").get_data(as_text=True)
+    old = emergencies.ack_code(ticket.id, bob.id, issued_at=utcnow() - week - timedelta(seconds=5))
+    for method in (client.get, client.post):
+        response = method(f"/a/{old}")
+        assert response.status_code == 410
+        text = response.get_data(as_text=True)
+        assert "This acknowledgement link has expired" in text
+        assert f"Reply ACK {ticket.id}" in text and f"/dashboard/tickets/{ticket.reference}" in text
+    assert db.session.scalar(sa.select(Ticket)).acknowledged_at is None
+    # The issue time is signed: making an old link look new breaks it.
+    ticket_id, staff_id, _, mac = old.split("-")
+    stamp = recent.split("-")[2]
+    assert client.get(f"/a/{ticket_id}-{staff_id}-{stamp}-{mac}").status_code == 404
 
 
 def test_a_non_ascii_acknowledgement_link_is_not_found(client, site):
@@ -307,6 +362,19 @@ def test_throttled_page_is_retried_without_a_second_page_for_the_same_row(
     db.session.refresh(row)
     assert row.status == "sent"
     assert len(vonage_standin.to(ALICE)) == 2  # one throttled attempt, one accepted
+
+
+def test_a_throttled_page_is_retried_only_until_the_next_round(app, client, site, vonage_standin):
+    vonage_standin.behaviour[ALICE] = "throttled"
+    report(client, site)
+    row = db.session.scalar(sa.select(Notification).where(Notification.recipient == "+" + ALICE))
+    assert row.status == "pending"
+    # Still throttled just before the next round (60 s): that round pages again, so a retry
+    # after it would page Alice twice for one round. The row stops, visibly failed.
+    outbox.deliver_due(now=row.created_at + timedelta(seconds=59))
+    db.session.refresh(row)
+    assert row.status == "failed" and "Throughput" in row.last_error
+    assert len(vonage_standin.to(ALICE)) == 2
 
 
 def test_dropped_connection_never_pages_twice(client, site, smtp_server, vonage_standin):

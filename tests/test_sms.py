@@ -20,7 +20,7 @@ from supportwidget.notify.channels import vonage as sms_module
 from supportwidget.notify.channels.base import SmsResult
 from supportwidget.notify.channels.sms import sms, sms_sent
 from supportwidget.notify.channels.vonage import UNKNOWN, verify_signature
-from supportwidget.notify.gsm import GSM_BASIC, GSM_EXTENDED, sms_text
+from supportwidget.notify.gsm import GSM_BASIC, GSM_EXTENDED, fit, sms_text
 
 from smtp_fixtures import free_port
 
@@ -277,6 +277,22 @@ def test_sms_text_is_always_gsm_and_fits(raw: str) -> None:
 
     assert set(text) <= GSM
     assert septets(text) <= 160
+
+
+def test_fit_cuts_the_longest_part_first_and_keeps_short_ones_whole() -> None:
+    assert fit(["acme.test", "Checkout broken"], 40) == ["acme.test", "Checkout broken"]
+    site, subject = fit(["s" * 200, "Checkout broken"], 40)
+    assert subject == "Checkout broken" and site == "s" * 22 + "..."
+    assert fit(["a" * 50, "b" * 50], 40) == ["a" * 17 + "...", "b" * 17 + "..."]
+    assert fit(["a" * 50, "b" * 50], 4) == ["", ""]  # no room: dropped, not "..."
+
+
+@given(st.lists(st.text(max_size=300), max_size=3), st.integers(0, 160))
+def test_fit_always_fits_the_budget_in_gsm(parts: list[str], budget: int) -> None:
+    fitted = fit(parts, budget)
+    assert len(fitted) == len(parts)
+    assert sum(septets(part) for part in fitted) <= budget
+    assert all(set(part) <= GSM for part in fitted)
 
 
 # --- verify_signature -------------------------------------------------------------

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 
 from supportwidget.models import (
-    HandledMessage,
     Notification,
     Site,
     Staff,
@@ -31,25 +31,46 @@ log = logging.getLogger(__name__)
 PAGE = "page"
 
 
-def ack_code(ticket_id: int, staff_id: int) -> str:
-    """Return the short signed code of a one-time acknowledgement link (fits in an SMS)."""
+class AckLinkExpired(Exception):
+    """A genuine acknowledgement link older than ACK_LINK_MAX_AGE; names its ticket."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__(f"the acknowledgement link for {ticket.reference} has expired")
+        self.ticket = ticket
+
+
+def ack_code(ticket_id: int, staff_id: int, issued_at: datetime | None = None) -> str:
+    """Return the short signed code of a one-time acknowledgement link (fits in an SMS).
+
+    It carries its issue time (unix seconds in hex) under the signature, so it expires.
+    """
+    stamp = f"{int((issued_at or utcnow()).timestamp()):x}"
+    return f"{ticket_id}-{staff_id}-{stamp}-{_ack_mac(ticket_id, staff_id, stamp)}"
+
+
+def _ack_mac(ticket_id: int, staff_id: int, stamp: str) -> str:
     key = current_app.config["SECRET_KEY"].encode()
-    mac = hmac.new(key, f"ack:{ticket_id}:{staff_id}".encode(), hashlib.sha256).hexdigest()
-    return f"{ticket_id}-{staff_id}-{mac[:16]}"
+    message = f"ack:{ticket_id}:{staff_id}:{stamp}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
 
 
-def read_ack_code(code: str) -> tuple[Ticket, Staff] | None:
-    """Return the ticket and staff member of a valid acknowledgement code."""
-    if not code.isascii():  # compare_digest refuses non-ASCII text
-        return None
+def read_ack_code(code: str, now: datetime | None = None) -> tuple[Ticket, Staff] | None:
+    """Return the ticket and staff member of a valid code; raise AckLinkExpired if too old."""
     parts = code.split("-")
-    ids = [parse_id(part) for part in parts[:2]]
-    if len(parts) != 3 or ids[0] is None or ids[1] is None:
+    if len(parts) != 4 or not code.isascii():  # compare_digest refuses non-ASCII text
         return None
-    if not hmac.compare_digest(ack_code(ids[0], ids[1]), code):
+    ticket_id, staff_id, stamp, mac = parse_id(parts[0]), parse_id(parts[1]), parts[2], parts[3]
+    if ticket_id is None or staff_id is None or not re.fullmatch(r"[0-9a-f]{1,12}", stamp):
         return None
-    ticket, member = db.session.get(Ticket, ids[0]), db.session.get(Staff, ids[1])
-    return (ticket, member) if ticket and member else None
+    if not hmac.compare_digest(_ack_mac(ticket_id, staff_id, stamp), mac):
+        return None
+    ticket, member = db.session.get(Ticket, ticket_id), db.session.get(Staff, staff_id)
+    if ticket is None or member is None:
+        return None
+    age = (now or utcnow()).timestamp() - int(stamp, 16)
+    if age > float(current_app.config["ACK_LINK_MAX_AGE"]):
+        raise AckLinkExpired(ticket)
+    return ticket, member
 
 
 def needs_billing_consent(site: Site) -> bool:
@@ -226,7 +247,7 @@ def cancel_pending_pages(ticket: Ticket, why: str) -> None:
             Notification.status == "pending",
             Notification.purpose.like(f"{PAGE}-%"),
         )
-        .values(status="failed", last_error=f"not sent: {why}")
+        .values(status="failed", last_error=outbox.WITHDRAWN + why)
     )
 
 
@@ -300,30 +321,22 @@ def report_unpaged(row: Notification) -> list[Notification]:
     """E-mail staff that a page did not reach someone (failed send or delivery receipt)."""
     if row.channel != "sms" or not row.purpose.startswith(PAGE) or row.ticket is None:
         return []
-    if row.last_error and row.last_error.startswith("not sent:"):
+    if outbox.withdrawn(row):
         return []
     return messages.email_staff(row.ticket, "staff_page_failed", "page-failed", failed=row)
 
 
 def report_flood(site_key: str, address: str) -> None:
-    """E-mail staff once per site and hour that the emergency form hit its rate limit."""
-    site = db.session.scalar(sa.select(Site).where(Site.site_key == site_key))
+    """E-mail staff once per site and hour that an address hit the emergency form's limit."""
+    site = Site.by_key(site_key)
     if site is None:
         return
     hour = utcnow().strftime("%Y-%m-%dT%H")
-    if not HandledMessage.first_time(f"flood:{site.id}:{hour}"):
-        return
-    rows = [
-        messages.notice(
-            "staff_flood",
-            recipient,
-            "flood",
-            site=site,
-            client=site.client,
-            address=address,
-            staff=member,
-        )
-        for recipient, member in messages.staff_recipients()
-    ]
-    db.session.commit()
-    outbox.schedule(rows)
+    outbox.tell_staff_once(
+        f"flood:{site.id}:{hour}",
+        "staff_flood",
+        "flood",
+        site=site,
+        client=site.client,
+        address=address,
+    )

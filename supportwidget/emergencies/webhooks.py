@@ -12,10 +12,13 @@ from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import HandledMessage, Notification, Staff, db, parse_id
 from supportwidget.notify import outbox
 from supportwidget.notify.channels import vonage
+from supportwidget.platform.security import small_body
 from supportwidget.tickets import filing as tickets
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
+# A Vonage callback is a few hundred bytes; anything bigger is not worth parsing.
+WEBHOOK_MAX_BYTES = 64 * 1024
 ACK = re.compile(r"^\s*ack\b(?:\s*(?:sup-?)?\s*(\d+))?", re.IGNORECASE)
 
 
@@ -37,6 +40,7 @@ def handled() -> Response:
 
 
 @bp.route("/webhooks/vonage/inbound", methods=["GET", "POST"])
+@small_body(WEBHOOK_MAX_BYTES)
 def inbound_sms() -> Response:
     """Acknowledge an emergency from a staff member's 'ACK 12' reply."""
     message = vonage.inbound_sms(vonage.signed_params())
@@ -57,6 +61,7 @@ def inbound_sms() -> Response:
 
 
 @bp.route("/webhooks/vonage/status", methods=["GET", "POST"])
+@small_body(WEBHOOK_MAX_BYTES)
 def delivery_receipt() -> Response:
     """Store an SMS delivery receipt; a failed delivery counts as not paged."""
     receipt = vonage.delivery_receipt(vonage.signed_params())
@@ -75,9 +80,12 @@ def delivery_receipt() -> Response:
 
 
 @bp.route("/a/<code>", methods=["GET", "POST"])
-def acknowledge_link(code: str) -> str:
+def acknowledge_link(code: str) -> str | tuple[str, int]:
     """Acknowledge from the link in a page; GET only asks, so link previews cannot ack."""
-    found = emergencies.read_ack_code(code)
+    try:
+        found = emergencies.read_ack_code(code)
+    except emergencies.AckLinkExpired as expired:
+        return render_template("acknowledge_expired.html", ticket=expired.ticket), 410
     if found is None:
         abort(404, "This acknowledgement link is not valid.")
     ticket, member = found

@@ -29,9 +29,14 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Validation
 
 from supportwidget.models import utcnow
 from supportwidget.platform import i18n, plaintext, tokens
-from supportwidget.platform.screenshots import Screenshot, ScreenshotError, clean_screenshot
+from supportwidget.platform.screenshots import (
+    MAX_SCREENSHOTS,
+    Screenshot,
+    Upload,
+    clean_uploads,
+    screen_uploads,
+)
 
-MAX_SCREENSHOTS = 5
 MAX_PAGE_META = 8192
 CATEGORIES = [SelectChoice(value, label) for value, label in i18n.CATEGORY_NAMES.items()]
 
@@ -134,24 +139,38 @@ class RequestForm(FlaskForm):
     def __init__(self, site_key: str, **kwargs: Any) -> None:
         super().__init__(meta={"csrf_context": site_key}, **kwargs)
         self.nonce: str | None = None
+        self.uploads: list[Upload] = []
         self.cleaned_screenshots: list[Screenshot] = []
 
     def validate_screenshots(self, field: Any) -> None:
-        """Decode and re-encode each screenshot; refuse anything that is not an image."""
+        """Check count, sizes, formats and pixels from the image headers; decode nothing yet."""
         files = [f for f in (field.data or []) if getattr(f, "filename", "")]
         if len(files) > MAX_SCREENSHOTS:
             raise ValidationError(
                 gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS)
             )
         limit = current_app.config["MAX_SCREENSHOT_BYTES"]
-        cleaned = []
-        for upload in files:
-            raw = upload.stream.read(limit + 1)
-            try:
-                cleaned.append(clean_screenshot(raw, upload.filename, limit))
-            except ScreenshotError as exc:
-                raise ValidationError(str(exc)) from exc
-        self.cleaned_screenshots = cleaned
+        uploads = [Upload.named(f.filename, f.stream.read(limit + 1)) for f in files]
+        budget = current_app.config["MAX_PIXELS_PER_REQUEST"]
+        self.uploads, problems = screen_uploads(uploads, limit, budget)
+        if problems:
+            raise ValidationError(" ".join(problems))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Check the token and every field first; decode screenshots only for a valid request.
+
+        Decoding is the costly part (seconds and hundreds of MB for a large image), so a
+        request with a bad token or a missing field never gets that far. Raises Busy when
+        no decoding slot frees up in time.
+        """
+        if not super().validate(extra_validators):
+            return False
+        config = current_app.config
+        self.cleaned_screenshots, problems = clean_uploads(
+            self.uploads, config["MAX_SCREENSHOT_BYTES"], config["MAX_PIXELS_PER_REQUEST"]
+        )
+        self.screenshots.errors.extend(problems)
+        return not problems
 
     def page_details(self) -> dict[str, Any]:
         """Return the widget's page metadata as a dict, each text on one line.

@@ -26,7 +26,13 @@ from supportwidget.intake.mailauth import Verdict
 from supportwidget.models import Client, HandledMessage, HeldMessage, Staff, Ticket, db, parse_id
 from supportwidget.notify import messages, outbox
 from supportwidget.platform import plaintext
-from supportwidget.platform.screenshots import Screenshot, ScreenshotError, clean_screenshot
+from supportwidget.platform.screenshots import (
+    MAX_SCREENSHOTS,
+    Screenshot,
+    Upload,
+    clean_uploads,
+    screen_uploads,
+)
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
 
@@ -166,20 +172,18 @@ def without_quote(text: str) -> str:
 
 
 def screenshots(msg: EmailMessage) -> list[Screenshot]:
-    """Return attached images re-encoded as screenshots; anything else is dropped."""
-    shots = []
-    limit = current_app.config["MAX_SCREENSHOT_BYTES"]
-    for part in msg.iter_attachments():
-        if part.get_content_maintype() != "image" or len(shots) >= 5:
-            continue
-        try:
-            shots.append(
-                clean_screenshot(
-                    part.get_payload(decode=True) or b"", part.get_filename() or "screenshot", limit
-                )
-            )
-        except ScreenshotError as exc:
-            log.info("mail-in: attachment skipped: %s", exc)
+    """Return attached images re-encoded, within the hosted form's limits; others are dropped."""
+    images = [
+        Upload.named(part.get_filename(), part.get_payload(decode=True) or b"")
+        for part in msg.iter_attachments()
+        if part.get_content_maintype() == "image"
+    ][:MAX_SCREENSHOTS]
+    config = current_app.config
+    limit, budget = config["MAX_SCREENSHOT_BYTES"], config["MAX_PIXELS_PER_REQUEST"]
+    accepted, refused = screen_uploads(images, limit, budget)
+    shots, unreadable = clean_uploads(accepted, limit, budget)
+    for problem in refused + unreadable:
+        log.info("mail-in: attachment skipped: %s", problem)
     return shots
 
 

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -20,8 +19,9 @@ from flask import (
 )
 from flask_babel import gettext
 from flask_limiter import RequestLimit
-from sqlalchemy import orm
+from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.intake import identity, widget
@@ -32,8 +32,9 @@ from supportwidget.intake.forms import (
     form_strings,
 )
 from supportwidget.models import Site, Ticket, db, utcnow
-from supportwidget.platform import i18n, limits, tokens
-from supportwidget.platform.errors import agency_contact
+from supportwidget.notify import outbox
+from supportwidget.platform import errors, i18n, limits, screenshots, tokens
+from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
 
@@ -51,41 +52,69 @@ def _site_key() -> str:
     return (request.view_args or {}).get("site_key", "")
 
 
+def _site_and_address() -> str:
+    """Count per site and client address together: a stranger locks out only themselves."""
+    return f"{_site_key()}/{get_remote_address()}"
+
+
 def _filed(response: Response) -> bool:
     """Count only emergencies actually filed, not forms sent back with errors."""
     return response.status_code == 200
 
 
+def _verified_identity() -> bool:
+    """Tell whether the form carries the site's signed-in user, verified (never raises)."""
+    try:
+        meta = json.loads(request.form.get("page_meta") or "{}")
+        site = Site.by_key(_site_key())
+    except (ValueError, RecursionError, HTTPException):
+        return False
+    except SQLAlchemyError:
+        db.session.rollback()  # the view meets the database failure itself, and says so
+        return False
+    return (
+        isinstance(meta, dict) and site is not None and bool(identity.verified_identity(site, meta))
+    )
+
+
 def _flood(limit: RequestLimit) -> None:
-    """Tell staff, once an hour per site, that someone hit the emergency limit."""
+    """Tell staff, once an hour per site, that an address hit the emergency limit."""
     emergencies.report_flood(_site_key(), request.remote_addr or "unknown")
 
 
-# Emergencies page people at night: at most a few per site and per client IP.
-emergency_per_site = limits.limiter.shared_limit(
+# The emergency form: the hosted forms' per-address limit, but the site's own signed-in user
+# (the CMS vouches for them) is never locked out of it.
+emergency_public_form = limits.limiter.limit(
+    limits.public_form_limit, methods=["POST"], exempt_when=_verified_identity
+)
+# Emergencies page people at night: at most a few per site and client address.
+emergency_limit = limits.limiter.limit(
     _emergency_limit,
-    scope="emergency-site",
-    key_func=_site_key,
+    key_func=_site_and_address,
     methods=["POST"],
     deduct_when=_filed,
     on_breach=_flood,
+    exempt_when=_verified_identity,
 )
-emergency_per_ip = limits.limiter.limit(
-    _emergency_limit, methods=["POST"], deduct_when=_filed, on_breach=_flood
-)
+
+
+@bp.after_app_request
+def tell_staff_if_limits_fail_open(response: Response) -> Response:
+    """Log, and e-mail staff at most once an hour, while rate limits fail open."""
+    if limits.failing_open():
+        hour = utcnow().strftime("%Y-%m-%dT%H")
+        try:
+            if outbox.tell_staff_once(f"limits-down:{hour}", "staff_limits_down", "limits-down"):
+                log.error("rate limits are failing open: their store is unreachable")
+        except SQLAlchemyError:
+            db.session.rollback()
+            log.exception("could not tell staff that rate limits fail open")
+    return response
 
 
 def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
-    # Every form page shows the client's name: load it with the site.
-    with_client = sa.select(Site).options(orm.joinedload(Site.client))
-    site = db.session.scalar(with_client.where(Site.site_key == site_key))
-    if site is None:
-        site = db.session.scalar(
-            with_client.where(
-                Site.previous_site_key == site_key, Site.previous_key_expires_at > utcnow()
-            )
-        )
+    site = Site.by_key(site_key)
     if site is None:
         abort(404, gettext("There is no support form at this address. Please check the link."))
     if not site.enabled:
@@ -131,7 +160,7 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
 
 
 def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Answer 503 with the requester's text when the database or disk fails: nothing is saved."""
+    """Answer 503 with the requester's text when the database, disk or image decoder fails."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
@@ -140,21 +169,47 @@ def keeps_input(view: Callable[..., Response]) -> Callable[..., Response]:
         except UNAVAILABLE:
             log.exception("could not file a request at %s", request.path)
             db.session.rollback()
-            html = render_template(
-                "hosted/unavailable.html",
-                fields=[(k, v) for k, v in request.form.items(multi=True)],
-                had_files=any(f.filename for f in request.files.getlist("screenshots")),
-                contact=agency_contact(),
-            )
-            response = Response(html, status=503)
-            response.headers["Retry-After"] = "60"
-            # Shown inside the widget on any client site: it only echoes the sender's own text.
-            response.headers["Content-Security-Policy"] = (
-                "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors *"
-            )
-            return response
+            return kept_input_page(503, "unavailable")
+        except screenshots.Busy:
+            log.warning("image decoding busy: asked the requester to retry %s", request.path)
+            return kept_input_page(503, "busy")
 
     return wrapper
+
+
+def kept_input_page(status: int, reason: str) -> Response:
+    """Tell the requester nothing was sent and why, with everything they typed kept."""
+    html = render_template(
+        "hosted/unavailable.html",
+        reason=reason,
+        fields=[(k, v) for k, v in request.form.items(multi=True)],
+        had_files=any(f.filename for f in request.files.getlist("screenshots")),
+        contact=agency_contact(),
+    )
+    response = frameable(Response(html, status=status))
+    if status == 503:
+        response.headers["Retry-After"] = "60"
+    return response
+
+
+def frameable(response: Response) -> Response:
+    """Let a page that echoes only the sender's own text be shown inside the widget anywhere."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors *"
+    )
+    return response
+
+
+@bp.errorhandler(413)
+def too_large(exc: HTTPException) -> Response:
+    """Explain a refused oversized request inside the widget too (the body was never read)."""
+    return frameable(error_response(413, errors.too_large()))
+
+
+@bp.errorhandler(429)
+def too_many_requests(exc: HTTPException) -> Response:
+    """Refuse a request over the rate limit, keeping its text and giving the agency's contact."""
+    return kept_input_page(429, "limited")
 
 
 @bp.get("/widget.js")
@@ -187,9 +242,8 @@ def standard_form(site_key: str) -> Response:
 
 
 @bp.route("/s/<site_key>/emergency", methods=["GET", "POST"])
-@limits.public_form
-@emergency_per_site
-@emergency_per_ip
+@emergency_public_form
+@emergency_limit
 @keeps_input
 def emergency_form(site_key: str) -> Response:
     """Show the emergency form and page the on-call team for what it submits."""

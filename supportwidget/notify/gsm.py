@@ -55,7 +55,10 @@ def gsm_length(text: str) -> int:
     return _septets("".join(_to_gsm(ch) for ch in text))
 
 
-def sms_text(text: str, limit: int = 160) -> str:
+SMS_LIMIT = 160  # septets in one GSM-7 SMS
+
+
+def sms_text(text: str, limit: int = SMS_LIMIT) -> str:
     """Make `text` GSM-7 only and cut it to fit `limit` septets, marking a cut with '...'."""
     gsm = "".join(_to_gsm(ch) for ch in text)
     if _septets(gsm) <= limit:
@@ -67,3 +70,19 @@ def sms_text(text: str, limit: int = 160) -> str:
             break
         kept.append(ch)
     return "".join(kept).rstrip() + "..."
+
+
+def fit(parts: list[str], budget: int) -> list[str]:
+    """Make each part GSM-7 and cut the longest ones first until together they fit `budget`.
+
+    Parts short enough stay whole; a cut part ends in '...', and one with no room is dropped.
+    """
+    gsm = ["".join(_to_gsm(ch) for ch in part) for part in parts]
+    lengths = [_septets(part) for part in gsm]
+    cap = max(lengths, default=0)
+    while cap > 0 and sum(min(length, cap) for length in lengths) > budget:
+        cap -= 1
+    return [
+        part if length <= cap else (sms_text(part, cap) if cap > 3 else "")
+        for part, length in zip(gsm, lengths, strict=True)
+    ]

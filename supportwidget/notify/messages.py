@@ -11,7 +11,7 @@ from flask import current_app, render_template
 from flask_mail import Message
 
 from supportwidget.models import Notification, Staff, Ticket, db
-from supportwidget.notify.gsm import gsm_length, sms_text
+from supportwidget.notify.gsm import SMS_LIMIT, fit, gsm_length, sms_text
 from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla.schedules import expectation
@@ -162,26 +162,30 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
 
 
 def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
-    """Render templates/sms/<template>.txt into an SMS outbox row, shortening the subject to fit."""
+    """Render templates/sms/<template>.txt into an SMS outbox row that fits one GSM-7 SMS.
 
-    def render(subject: str) -> str:
+    Only the site name and the subject shrink to fit: the reference, "Reply ACK n" and the
+    acknowledge link are what the person paged needs, and they are always kept whole.
+    """
+
+    def render(site_name: str, subject: str) -> str:
         # Pages go to staff: English, whichever language the requester's form was in.
         with i18n.language(None):
-            context = ticket_context(ticket, staff=staff, subject=subject, **extra)
+            context = ticket_context(
+                ticket, staff=staff, site_name=site_name, subject=subject, **extra
+            )
             return " ".join(render_template(f"sms/{template}.txt", **context).split())
 
-    subject = " ".join(ticket.subject.split())
-    text = render(subject)
-    overflow = gsm_length(text) - 160
-    if overflow > 0:
-        text = render(subject[: max(len(subject) - overflow - 3, 0)].rstrip() + "...")
+    parts = [" ".join(text.split()) for text in (ticket.site.name, ticket.subject)]
+    # Rendered empty, each part may have folded away the one space it brings back.
+    budget = SMS_LIMIT - gsm_length(render("", "")) - len(parts)
     row = Notification(
         ticket_id=ticket.id,
         channel="sms",
         recipient=staff.phone or "",
         staff_id=staff.id,
         purpose=purpose,
-        body_text=sms_text(text),
+        body_text=sms_text(render(*fit(parts, budget))),
     )
     db.session.add(row)
     return row

@@ -6,11 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from supportwidget.models import Notification, db, utcnow
+from supportwidget.models import HandledMessage, Notification, Staff, db, utcnow
+from supportwidget.notify import messages
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Outcome
 from supportwidget.platform import database, jobs
@@ -21,14 +23,37 @@ log = logging.getLogger(__name__)
 FailureHook = Callable[[Notification], list[Notification]]
 # Delivery receipts that mean the message never reached the person.
 FAILED_DELIVERY = frozenset({"failed", "expired", "rejected"})
+# How the error of a row withdrawn on purpose begins (a page nobody needs any more).
+WITHDRAWN = "not sent: "
+DIGEST = "failure-digest"
+DIGEST_LISTED = 50  # failures named in one digest; the rest are counted
 # Rows per delivery job at most (e-mail: one claim, one SMTP connection and one commit for
 # them all). A worker killed mid-batch resends at most this many, e-mail with its Message-ID.
 BATCH = max(channel.batch for channel in CHANNELS.values())
+# Retry intervals grow no further, so a relay that comes back is noticed within minutes.
+MAX_INTERVAL = timedelta(minutes=15)
 
 
 def backoff(attempts: int) -> timedelta:
-    """Return the wait before the next attempt: 15 s, 30 s, 60 s … capped at one hour."""
-    return timedelta(seconds=min(15 * 2 ** max(attempts - 1, 0), 3600))
+    """Return the wait before the next attempt: 15 s, 30 s, 60 s … capped at 15 minutes."""
+    return min(timedelta(seconds=15 * 2 ** min(max(attempts - 1, 0), 10)), MAX_INTERVAL)
+
+
+def retry_window(row: Notification) -> timedelta:
+    """Return how long after it was queued a row's passing failures are retried.
+
+    E-mail: OUTBOX_RETRY_HOURS, so a relay outage of days loses nothing. SMS: until its
+    emergency's next re-page round, which pages again; a page hours late helps nobody.
+    """
+    if row.channel == "sms":
+        return timedelta(seconds=float(current_app.config["EMERGENCY_REPAGE_INTERVAL"]))
+    return timedelta(hours=float(current_app.config["OUTBOX_RETRY_HOURS"]))
+
+
+def next_attempt(row: Notification, now: datetime) -> datetime | None:
+    """Return when to try a row again after a passing failure; None once its window is over."""
+    at = now + backoff(row.attempts)
+    return at if at <= row.queued_at + retry_window(row) else None
 
 
 def claim(ids: list[int], now: datetime | None = None) -> list[Notification]:
@@ -55,7 +80,8 @@ def deliver(notification_ids: int | list[int], now: datetime | None = None) -> l
     rows = claim(ids, now)
     if not rows:
         return []
-    _record(rows, _send_all(rows))
+    outcomes = _send_all(rows)
+    _record(rows, outcomes, now or utcnow())
     return [row.status for row in rows]
 
 
@@ -67,25 +93,25 @@ def _send_all(rows: list[Notification]) -> list[Outcome]:
         batch = [row for row in rows if row.channel == name]
         channel = CHANNELS.get(name)
         if channel is None:  # never guess: an unknown channel is not an SMS
-            sent = [("failed", f"not sent: no channel {name!r}")] * len(batch)
+            # A fault, not a withdrawal (WITHDRAWN): the admins' digest lists it.
+            sent = [("failed", f"no channel {name!r}: not sent")] * len(batch)
         else:
             sent = channel.send(batch, until)
         outcomes.update(zip((row.id for row in batch), sent, strict=True))
     return [outcomes[row.id] for row in rows]
 
 
-def _record(rows: list[Notification], outcomes: list[Outcome]) -> None:
+def _record(rows: list[Notification], outcomes: list[Outcome], now: datetime) -> None:
     """Store every outcome in one commit, then queue follow-ups, retries and released rows."""
-    now = utcnow()
     follow_ups: list[Notification] = []
     for row, (outcome, detail) in zip(rows, outcomes, strict=True):
+        retry_at = next_attempt(row, now) if outcome == "retry" else None
         if outcome == "release":  # not attempted: back in the queue as it was
             row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now
         elif outcome == "sent":
             row.status, row.sent_at, row.provider_id, row.last_error = "sent", now, detail, None
-        elif outcome == "retry" and row.attempts < current_app.config["OUTBOX_MAX_ATTEMPTS"]:
-            row.status, row.last_error = "pending", detail
-            row.next_attempt_at = now + backoff(row.attempts)
+        elif retry_at is not None:
+            row.status, row.last_error, row.next_attempt_at = "pending", detail, retry_at
         else:
             row.status, row.last_error = "failed", detail
         if row.status == "failed":
@@ -133,6 +159,19 @@ def due(rows: Iterable[Notification]) -> list[tuple[int, str]]:
 def schedule(rows: Iterable[Notification], at: datetime | None = None) -> None:
     """Hand committed rows to the queue; the re-drive catches any the queue loses."""
     schedule_due(due(rows), at)
+
+
+def tell_staff_once(key: str, template: str, purpose: str, **context: Any) -> bool:
+    """E-mail every staff member a notice, unless one went out under this key; True if sent."""
+    if not HandledMessage.first_time(key):
+        return False
+    rows = [
+        messages.notice(template, recipient, purpose, staff=member, **context)
+        for recipient, member in messages.staff_recipients()
+    ]
+    db.session.commit()
+    schedule(rows)
+    return True
 
 
 def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
@@ -185,6 +224,62 @@ def deliver_due(now: datetime | None = None) -> int:
     for chunk in _chunks(list(ids)):
         deliver(chunk, now)
     return len(ids)
+
+
+def withdrawn(row: Notification) -> bool:
+    """Tell whether a row was withdrawn on purpose rather than failed."""
+    return (row.last_error or "").startswith(WITHDRAWN)
+
+
+def requeue(row: Notification, now: datetime) -> None:
+    """Make a failed row pending again, with a fresh retry window (not yet committed)."""
+    row.status, row.attempts, row.last_error = "pending", 0, None
+    row.queued_at = row.next_attempt_at = now
+    row.claimed_at = row.failure_reported_at = None
+
+
+def report_failures(now: datetime | None = None) -> int:
+    """E-mail the admins one digest of the rows that failed since the last one, hourly at most.
+
+    Returns how many digest e-mails were queued. A failed digest is never reported.
+    """
+    now = now or utcnow()
+    hour = f"{DIGEST}:{now:%Y-%m-%dT%H}"
+    if db.session.get(HandledMessage, hour) is not None:
+        return 0  # this hour's digest went out: later failures wait for the next one
+    unreported = db.session.scalars(
+        sa.select(Notification)
+        .where(Notification.status == "failed", Notification.failure_reported_at.is_(None))
+        .order_by(Notification.id)
+    ).all()
+    failed = [r for r in unreported if r.purpose != DIGEST and not withdrawn(r)]
+    admins = db.session.scalars(sa.select(Staff).where(Staff.active, Staff.role == "admin")).all()
+    if failed and not admins:
+        return 0  # kept unreported until there is someone to tell
+    for row in unreported:
+        row.failure_reported_at = now
+    digests = [_digest(failed, admin) for admin in admins] if failed else []
+    if digests:
+        HandledMessage.first_time(hour)
+    db.session.commit()
+    schedule(digests)
+    return len(digests)
+
+
+def _digest(failed: list[Notification], admin: Staff) -> Notification:
+    """Render one admin's digest of failed rows into an outbox row."""
+    listed = [
+        (row, row.ticket_id and messages.public_url(f"/dashboard/tickets/SUP-{row.ticket_id}"))
+        for row in failed[:DIGEST_LISTED]
+    ]
+    return messages.notice(
+        "admin_failure_digest",
+        admin.email,
+        DIGEST,
+        staff=admin,
+        listed=listed,
+        total=len(failed),
+    )
 
 
 def init_app(app: Flask, on_failure: Sequence[FailureHook] = ()) -> None:

@@ -48,13 +48,11 @@ def error_response(status: int, message: str | None = None) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     message = exc.description if exc.description and "<" not in exc.description else None
-    response = error_response(exc.code or 500, message)
-    if exc.code == 413:
-        response = error_response(
-            413, gettext("The upload is too large. Please attach smaller files.")
-        )
+    if exc.code == 413 and not request.path.startswith(JSON_PREFIXES):
+        message = too_large()
     if exc.code == 429:
-        response = error_response(429, too_many_requests())
+        message = too_many_requests()
+    response = error_response(exc.code or 500, message)
     # Keep what the error itself says about the resource (Allow on 405, WWW-Authenticate).
     for name, value in exc.get_headers():
         if name.lower() != "content-type":
@@ -69,6 +67,15 @@ def agency_contact() -> str:
     if len(ways) == 2:
         return gettext("%(phone)s or %(email)s", phone=ways[0], email=ways[1])
     return ways[0] if ways else ""
+
+
+def too_large() -> str:
+    """Explain to a person that what they sent is over the size limit, naming it."""
+    return gettext(
+        "Your request is too large (over %(size)s MB). Please attach fewer or smaller files "
+        "and send it again.",
+        size=(request.max_content_length or 0) // 2**20,
+    )
 
 
 def too_many_requests() -> str:

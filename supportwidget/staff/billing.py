@@ -17,7 +17,7 @@ from supportwidget.models import Client, Site, Ticket, TimeEntry, db, utcnow
 from supportwidget.staff.auth import login_required
 
 bp = Blueprint("billing", __name__, url_prefix="/dashboard/reports")
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH = re.compile(r"(\d{4})-(\d{2})")  # whole string only: fullmatch, not $ (a newline)
 CENT = Decimal("0.01")
 
 
@@ -38,7 +38,7 @@ class BillingLine:
 
 def month_bounds(month: str, timezone: str = "UTC") -> tuple[datetime, datetime]:
     """Return the start and end (exclusive) of 'YYYY-MM' in the agency's timezone."""
-    match = MONTH.match(month or "")
+    match = MONTH.fullmatch(month or "")
     # Year 9999's December would end in year 10000, which datetime cannot hold.
     if (
         match is None
@@ -101,9 +101,14 @@ def _report() -> tuple[str, list[BillingLine]]:
     return month, emergency_billing(start, end)
 
 
-def _cell(text: str) -> str:
-    """Keep spreadsheets from running a client name as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+# A cell, or a part of it after a separator some spreadsheet may split on, that starts
+# (after spaces) with a character spreadsheets read as a formula (OWASP CSV injection).
+FORMULA_START = re.compile(r"(^|[,;])(?=[ ]*[=+\-@\t\r])")
+
+
+def _cell(value: object) -> str:
+    """Keep spreadsheets from running a cell as a formula: a quote before each formula start."""
+    return FORMULA_START.sub(r"\1'", str(value))
 
 
 @bp.get("/billing.csv")
@@ -112,11 +117,13 @@ def report_csv() -> Response:
     """Download the month's emergency billing as CSV."""
     month, lines = _report()
     out = io.StringIO()
-    writer = csv.writer(out)
+    # Every cell quoted: a separator inside a name never splits it, whatever the delimiter.
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(["client", "emergencies", "minutes", "rate", "amount"])
     for line in lines:
         rate = "" if line.rate is None else f"{line.rate:.2f}"
-        writer.writerow([_cell(line.client), line.emergencies, line.minutes, rate, line.amount])
+        cells = [line.client, line.emergencies, line.minutes, rate, line.amount]
+        writer.writerow([_cell(cell) for cell in cells])
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="billing-{month}.csv"'
     return response

@@ -25,6 +25,7 @@ from supportwidget.models import (
     Attachment,
     Client,
     HeldMessage,
+    Notification,
     Site,
     Ticket,
     TimeEntry,
@@ -150,6 +151,9 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
         minutes={bool(billable): int(total or 0) for billable, total in minutes},
         statuses=updates.STATUSES,
         status_labels=updates.STATUS_LABELS,
+        resendable={
+            row.id for row in ticket.notifications if updates.resend_refusal(ticket, row) is None
+        },
         error=error,
         form=request.form if error else {},
     )
@@ -216,6 +220,23 @@ def ticket_action(reference: str, action: str) -> Response:
         db.session.rollback()
         return render_ticket(load_ticket(reference), error=str(exc), status=422)
     flash(message)
+    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+
+
+@bp.post("/tickets/<reference>/notifications/<id:notification_id>/resend")
+@login_required
+def resend_notification(reference: str, notification_id: int) -> Response:
+    """Send a failed notification of a ticket again; say why not when it cannot be."""
+    ticket = load_ticket(reference)
+    row = db.session.get(Notification, notification_id)
+    if row is None or row.ticket_id != ticket.id:
+        abort(404, f"{ticket.reference} has no notification {notification_id}.")
+    try:
+        updates.resend(ticket, current_staff(), row)
+    except updates.UpdateError as exc:
+        db.session.rollback()
+        return render_ticket(load_ticket(reference), error=str(exc), status=422)
+    flash(f"Sending the {row.channel} to {row.recipient} again.")
     return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
 
 

@@ -173,6 +173,38 @@ def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
     ]
 
 
+def resend_refusal(ticket: Ticket, row: Notification) -> str | None:
+    """Say why a notification of a ticket cannot be sent again, or None if it can."""
+    if row.status != "failed":
+        return f"This notification is {row.status}; only a failed one can be sent again."
+    if row.purpose.startswith(emergencies.PAGE) and (
+        ticket.kind != "emergency" or ticket.acknowledged_at is not None
+    ):
+        return f"{ticket.reference} needs nobody paged any more; the page is not sent again."
+    return None
+
+
+def resend(ticket: Ticket, staff: Staff, row: Notification) -> None:
+    """Send a failed notification again, on the timeline as sent again by this person."""
+    refusal = resend_refusal(ticket, row)
+    if refusal is not None:
+        raise UpdateError(refusal)
+    ticket.events.append(
+        TicketEvent(
+            kind="resent",
+            staff=staff,
+            detail={
+                "notification_id": row.id,
+                "channel": row.channel,
+                "recipient": row.recipient,
+                "error": row.last_error,
+            },
+        )
+    )
+    outbox.requeue(row, utcnow())
+    _finish(ticket, [row])
+
+
 def client_reply(ticket: Ticket, body: str, from_address: str, sender_check: str) -> None:
     """Add the requester's e-mailed answer to the ticket and tell staff; resumes the clock.
 

@@ -6,6 +6,17 @@ subclass whose connections use ``MAIL_TIMEOUT`` and a verifying SSL context;
 ``send_email`` sends one message and turns every failure into a
 ``TransientMailError`` (retry later) or a ``PermanentMailError`` (don't).
 
+Which failures are passing: a failure is permanent only when the relay judged
+*this message* — a recipient refused with 5xx at RCPT, the content refused with
+5xx after DATA, the message too big (552, or enhanced status x.3.4 / x.2.3, at
+MAIL FROM too) — or when the message cannot be built. Everything that fails
+before the relay looked at a recipient is the same for every message, so it is
+an outage of the relay or of our settings, and fixing it once must deliver the
+backlog: refused or timed-out connections, any 4xx, a 5xx greeting (554 "no
+service"), a refused EHLO, STARTTLS, TLS certificate or login, a 5xx to MAIL
+FROM (a relay misconfigured to refuse everyone). The outbox retries those for
+``OUTBOX_RETRY_HOURS``, the error showing on the ticket page meanwhile.
+
 With no ``MAIL_SERVER`` configured, messages are written as ``.eml`` files to
 ``<instance_path>/mail/`` instead, so the service runs without an SMTP relay.
 """
@@ -45,8 +56,8 @@ __all__ = [
 ]
 
 # TLS failures that come from configuration (wrong port for SSL, no common
-# protocol), not from a flaky network: retrying cannot help.
-_PERMANENT_SSL_REASONS = frozenset(
+# protocol), not from a flaky network: the error names the settings to check.
+_SETTINGS_SSL_REASONS = frozenset(
     {
         "WRONG_VERSION_NUMBER",
         "UNSUPPORTED_PROTOCOL",
@@ -67,11 +78,11 @@ class MailError(Exception):
 
 
 class TransientMailError(MailError):
-    """A failure worth retrying later (outage, timeout, 4xx reply)."""
+    """A failure of the relay or our settings, the same for every message: retry later."""
 
 
 class PermanentMailError(MailError):
-    """A failure that retrying will not fix (5xx reply, bad TLS setup, bad login)."""
+    """A failure of this message (recipient or content refused, too big): don't retry."""
 
 
 class _MailState(flask_mail._Mail):
@@ -304,30 +315,28 @@ def classify_error(error: BaseException, where: str) -> MailError:
     if isinstance(error, smtplib.SMTPResponseException):
         return _classify_reply(error, where)
     if isinstance(error, ssl.SSLCertVerificationError):
-        return PermanentMailError(
+        return TransientMailError(
             f"TLS certificate verification failed for {where}: {_sentence(error.verify_message)} "
-            "This is a configuration problem (MAIL_SERVER must match the certificate's "
-            "name; set MAIL_CA_FILE for a private CA); retrying will not help."
+            "MAIL_SERVER must match the certificate's name (set MAIL_CA_FILE for a private "
+            "CA); the relay's certificate may have expired. Retried until it is fixed."
         )
     if isinstance(error, ssl.SSLError):
-        kind = PermanentMailError if error.reason in _PERMANENT_SSL_REASONS else TransientMailError
-        hint = (
-            " (check MAIL_PORT, MAIL_USE_SSL, MAIL_USE_TLS)" if kind is PermanentMailError else ""
-        )
-        return kind(f"TLS with {where} failed: {error.reason or error}{hint}")
+        hint = " (check MAIL_PORT, MAIL_USE_SSL, MAIL_USE_TLS)"
+        hint = hint if error.reason in _SETTINGS_SSL_REASONS else ""
+        return TransientMailError(f"TLS with {where} failed: {error.reason or error}{hint}")
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        return PermanentMailError(f"{where} does not support what MAIL_* asks for: {error}")
+        return TransientMailError(f"{where} does not support what MAIL_* asks for: {error}")
     if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
         return TransientMailError(f"{where} did not answer within {_timeout_text()}.")
     if isinstance(error, smtplib.SMTPServerDisconnected | OSError):
         return TransientMailError(f"Could not talk to {where}: {error}")
     if isinstance(error, smtplib.SMTPException):
-        return PermanentMailError(f"SMTP with {where} failed: {error}")
+        return TransientMailError(f"SMTP with {where} failed: {error}")
     return PermanentMailError(f"Could not build or send the message: {error!r}")
 
 
 def _classify_reply(error: smtplib.SMTPResponseException, where: str) -> MailError:
-    """Classify a reply-code error: 4xx is transient, anything else permanent."""
+    """Classify a reply-code error: permanent only when it judges this message."""
     code = error.smtp_code
     reply = _decode(error.smtp_error)
     what = {
@@ -337,8 +346,14 @@ def _classify_reply(error: smtplib.SMTPResponseException, where: str) -> MailErr
         smtplib.SMTPConnectError: "refused the connection",
         smtplib.SMTPHeloError: "refused our greeting",
     }.get(type(error), "answered")
-    kind = TransientMailError if 400 <= code < 500 else PermanentMailError
+    about_message = isinstance(error, smtplib.SMTPDataError) or _too_big(code, reply)
+    kind = PermanentMailError if code >= 500 and about_message else TransientMailError
     return kind(f"{where} {what}: {code} {reply}", smtp_code=code)
+
+
+def _too_big(code: int, reply: str) -> bool:
+    """Tell whether a reply refuses the message for its size (at MAIL FROM or after DATA)."""
+    return code == 552 or re.search(r"\b5\.(3\.4|2\.3)\b", reply) is not None
 
 
 def _describe_refused(refused: t.Mapping[str, tuple[int, bytes]]) -> str:

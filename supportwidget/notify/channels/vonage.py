@@ -90,10 +90,18 @@ class _SharedRateLimiter(_RateLimiter):
         """Block until both this process and the shared window have room."""
         super().wait()
         deadline = time.monotonic() + 30
-        while not self._strategy.hit(self._item, "vonage-sms", self._key):
+        while not self._shared_hit():
             if time.monotonic() > deadline:
                 return  # never hold a page back for long: Vonage will throttle (status 1)
             time.sleep(self._interval)
+
+    def _shared_hit(self) -> bool:
+        """Count one send in the shared window; with the store unreachable, count it as room."""
+        try:
+            return self._strategy.hit(self._item, "vonage-sms", self._key)
+        except Exception:  # noqa: BLE001 - any store failure: a page must not wait on Redis
+            log.warning("SMS rate window unreachable: spacing sends in this process only")
+            return True
 
 
 _limiters: dict[tuple[str, str], _RateLimiter] = {}
