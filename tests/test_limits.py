@@ -72,7 +72,7 @@ def fresh_limiter():
 def emergency(client, site, address, user=None):
     """File an emergency from an address, optionally as the site's signed-in user."""
     path = f"/s/{site.site_key}/emergency"
-    fields = standard_fields(category="offline", billing_consent="y", description=DESCRIPTION)
+    fields = standard_fields(category="offline", offline_answer="yes", billing_consent="y", description=DESCRIPTION)
     if user:
         fields["page_meta"] = json.dumps({"url": "https://acme.test/wp-admin/", "user": user})
     fields["form_token"] = form_token(client, path)

@@ -7,10 +7,12 @@ import hmac
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
+from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import (
     Notification,
     Site,
@@ -24,11 +26,14 @@ from supportwidget.models import (
 from supportwidget.notify import messages, outbox
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.platform import jobs
+from supportwidget.sla import deadlines
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
+from supportwidget.watch import probe
+from supportwidget.watch.probe import CheckResult
 
 log = logging.getLogger(__name__)
-PAGE = "page"
+PAGE, CALL = "page", "call"  # purposes "page-<round>" (SMS) and "call-<round>" (voice)
 
 
 class AckLinkExpired(Exception):
@@ -93,8 +98,15 @@ def open_emergency(
     category: str,
     callback_phone: str | None,
     billing_consent: bool,
+    *,
+    answer: str | None = None,
+    site_check: CheckResult | None = None,
 ) -> Ticket:
-    """File an emergency, page the on-call team and e-mail everyone, in one transaction."""
+    """File an emergency, page the on-call team and e-mail everyone, in one transaction.
+
+    `answer` is the requester's answer to the category's question; `site_check` what our
+    own fetch of the site found (offline emergencies): both go to staff with the page.
+    """
 
     def build() -> tickets.Built:
         ticket = tickets.new_ticket(
@@ -104,6 +116,8 @@ def open_emergency(
             category=category,
             callback_phone=callback_phone,
             billing_consent=billing_consent,
+            category_answer=(answer or "").strip() or None,
+            site_check=site_check.as_dict() if site_check else None,
         )
         db.session.flush()
         schedule_emergency(ticket, site)
@@ -113,6 +127,21 @@ def open_emergency(
     if created:
         schedule_repage(ticket.id, ticket.next_page_at)
     return ticket
+
+
+def check_site(site: Site) -> CheckResult:
+    """Fetch a site's URL now, within EMERGENCY_CHECK_TIMEOUT: is it really offline?"""
+    config = current_app.config
+    return probe.check(
+        site.url,
+        timeout=float(config["EMERGENCY_CHECK_TIMEOUT"]),
+        allow_private=bool(config["WATCH_ALLOW_PRIVATE"]),
+    )
+
+
+def needs_confirmation(category: str, site_check: CheckResult | None, confirmed: bool) -> bool:
+    """Tell whether to ask "still file an emergency?" first: an offline site that loads."""
+    return category == "offline" and site_check is not None and site_check.ok and not confirmed
 
 
 def schedule_repage(ticket_id: int, at: datetime | None) -> None:
@@ -164,7 +193,8 @@ def notify_emergency(ticket: Ticket) -> list[Notification]:
 
 
 def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
-    """Queue one page per on-call staff member (or everyone with a phone).
+    """Queue one page per on-call staff member (or everyone with a phone), and a call to
+    each once EMERGENCY_CALL_AFTER rounds went unacknowledged.
 
     With nobody on call (a rota left empty), everyone with a phone is paged at once:
     an emergency is never met with silence until the escalation round.
@@ -174,27 +204,53 @@ def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
     if not team and on_call_only:
         log.warning("nobody is on call: paging everyone with a phone for %s", ticket.reference)
         team = db.session.scalars(everyone).all()
+    round_ = ticket.page_round
+    shrink = page_parts(ticket)
     rows = [
         messages.sms(
-            ticket, "page", member, f"{PAGE}-{ticket.page_round}", ack_url=ack_url(ticket, member)
+            ticket,
+            "page",
+            member,
+            f"{PAGE}-{round_}",
+            shrink=shrink,
+            ack_url=ack_url(ticket, member),
+            round_name=ordinal(round_),
         )
         for member in team
     ]
-    ticket.events.append(
-        TicketEvent(
-            kind="paged",
-            detail={
-                "round": ticket.page_round,
-                "staff": [m.name for m in team],
-            },
-        )
-    )
+    phoned = team if round_ > int(current_app.config["EMERGENCY_CALL_AFTER"]) else []
+    rows += [messages.call(ticket, "page", member, f"{CALL}-{round_}") for member in phoned]
+    detail = {"round": round_, "staff": [m.name for m in team]}
+    if phoned:
+        detail["phoned"] = [m.name for m in phoned]
+    ticket.events.append(TicketEvent(kind="paged", detail=detail))
     return rows
 
 
+def page_parts(ticket: Ticket) -> dict[str, str]:
+    """Return the phrases of a page that may shrink to fit one SMS: terms and our check."""
+    found = emergency_state(ticket)
+    if found is None:
+        return {}
+    parts = {"terms": found.short_terms}
+    if found.check is not None:
+        parts["check"] = f"check: {found.check.summary}"
+    return parts
+
+
+def ordinal(number: int) -> str:
+    """Return '1st', '2nd', '3rd', '4th' … '11th', '21st' (staff read English)."""
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
+
+
 def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
-    """Record who took an emergency, stop paging and tell the others; False if already taken."""
-    if ticket.kind != "emergency" or ticket.acknowledged_at is not None:
+    """Record who took an emergency, stop paging and tell the others; False if already taken.
+
+    The acknowledgement is the emergency response: it meets or misses the plan's target.
+    """
+    if ticket.kind != "emergency" or ticket.acknowledged_at is not None or not ticket.is_open:
         return False
     now = utcnow()
     claimed = db.session.execute(
@@ -208,14 +264,11 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     db.session.refresh(ticket)
     cancel_pending_pages(ticket, f"{ticket.reference} was acknowledged by {member.name} first")
     ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
+    deadlines.respond(ticket, now)
     if ticket.status == "new":
         ticket.status = "in_progress"
     ticket.update_queue_rank()
-    rows = [
-        messages.sms(ticket, "acknowledged", other, "ack-notice", acker=member)
-        for other in paged_staff(ticket)
-        if other.id != member.id
-    ]
+    rows = tell_paged(ticket, "acknowledged", "ack-notice", actor=member, acker=member)
     rows.append(
         messages.email(
             ticket, "requester_acknowledged", ticket.requester_email, "ack-requester", acker=member
@@ -226,26 +279,55 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     return True
 
 
+def tell_paged(
+    ticket: Ticket, template: str, purpose: str, actor: Staff | None, **extra: Any
+) -> list[Notification]:
+    """Queue a short SMS notice (never another page) to everyone paged but the actor."""
+    return [
+        messages.sms(ticket, template, member, purpose, **extra)
+        for member in paged_staff(ticket)
+        if actor is None or member.id != actor.id
+    ]
+
+
+def stop_paging(ticket: Ticket, staff: Staff, template: str, purpose: str) -> list[Notification]:
+    """End an emergency's paging (downgraded, resolved) and tell everyone paged so."""
+    ticket.next_page_at = None
+    cancel_pending_pages(ticket, f"{ticket.reference} was {template} by {staff.name}")
+    return tell_paged(ticket, template, purpose, actor=staff, by=staff)
+
+
 def paged_staff(ticket: Ticket) -> list[Staff]:
-    """Return everyone who was paged about a ticket."""
+    """Return everyone who was paged or phoned about a ticket."""
     return list(
         db.session.scalars(
             sa.select(Staff)
             .join(Notification, Notification.staff_id == Staff.id)
-            .where(Notification.ticket_id == ticket.id, Notification.purpose.like(f"{PAGE}-%"))
+            .where(Notification.ticket_id == ticket.id, _paging(Notification.purpose))
             .distinct()
+            .order_by(Staff.id)
         )
     )
 
 
+def _paging(purpose: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """Match the purposes of pages and calls."""
+    return sa.or_(purpose.like(f"{PAGE}-%"), purpose.like(f"{CALL}-%"))
+
+
+def is_paging(row: Notification) -> bool:
+    """Tell whether a notification pages or phones someone about an emergency."""
+    return row.purpose.startswith((f"{PAGE}-", f"{CALL}-"))
+
+
 def cancel_pending_pages(ticket: Ticket, why: str) -> None:
-    """Stop pages not yet sent (acknowledged or downgraded): nobody is paged again."""
+    """Stop pages and calls not yet sent (acknowledged, downgraded, resolved)."""
     db.session.execute(
         sa.update(Notification)
         .where(
             Notification.ticket_id == ticket.id,
             Notification.status == "pending",
-            Notification.purpose.like(f"{PAGE}-%"),
+            _paging(Notification.purpose),
         )
         .values(status="failed", last_error=outbox.WITHDRAWN + why)
     )
@@ -260,7 +342,7 @@ def latest_open_emergency_for(member: Staff) -> Ticket | None:
             Ticket.kind == "emergency",
             Ticket.acknowledged_at.is_(None),
             Notification.staff_id == member.id,
-            Notification.purpose.like(f"{PAGE}-%"),
+            _paging(Notification.purpose),
         )
         .order_by(Ticket.id.desc())
         .limit(1)

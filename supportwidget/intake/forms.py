@@ -25,7 +25,14 @@ from wtforms import (
 from wtforms.csrf.core import CSRF
 from wtforms.fields import SelectChoice
 from wtforms.i18n import messages_path
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    Length,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from supportwidget.models import utcnow
 from supportwidget.platform import i18n, plaintext, tokens
@@ -190,11 +197,39 @@ class StandardRequestForm(RequestForm):
     )
 
 
+def answered_if(category: str) -> Any:
+    """Require a category's question to be answered when that category is chosen."""
+
+    def check(form: Any, field: Any) -> None:
+        if form.category.data == category and not (field.data or "").strip():
+            # StopValidation: Optional() after this would clear a plain ValidationError.
+            raise StopValidation(
+                gettext("Please answer this question: it tells the on-call team where to start.")
+            )
+
+    return check
+
+
 class EmergencyForm(RequestForm):
     category = RadioField(
         _l("What is happening?"),
         choices=CATEGORIES,
         validators=[DataRequired(_l("Please choose what is happening."))],
+    )
+    # One question per category, asked before anyone is paged; only the chosen one counts.
+    offline_answer = RadioField(
+        i18n.CATEGORY_QUESTIONS["offline"],
+        choices=[SelectChoice(value, label) for value, label in i18n.OFFLINE_ANSWERS.items()],
+        validators=[answered_if("offline"), Optional()],
+        validate_choice=False,
+    )
+    hacked_answer = StringField(
+        i18n.CATEGORY_QUESTIONS["hacked"],
+        validators=[answered_if("hacked"), Optional(), Length(max=500), one_line_only],
+    )
+    broken_answer = StringField(
+        i18n.CATEGORY_QUESTIONS["broken"],
+        validators=[answered_if("broken"), Optional(), Length(max=500), one_line_only],
     )
     callback_phone = StringField(
         _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40), one_line_only]
@@ -204,6 +239,16 @@ class EmergencyForm(RequestForm):
     def __init__(self, site_key: str, needs_consent: bool, **kwargs: Any) -> None:
         super().__init__(site_key, **kwargs)
         self.needs_consent = needs_consent
+
+    def category_answer(self) -> str | None:
+        """Return the answer to the chosen category's question."""
+        field = getattr(self, f"{self.category.data}_answer", None)
+        return ((field.data or "").strip() or None) if field is not None else None
+
+    def validate_offline_answer(self, field: Any) -> None:
+        """Accept only the two answers offered (any answer, when offline was not chosen)."""
+        if self.category.data == "offline" and field.data not in i18n.OFFLINE_ANSWERS:
+            raise ValidationError(gettext("Please answer this question: yes or no."))
 
     def validate_billing_consent(self, field: Any) -> None:
         """Require consent to the emergency rate from clients without an SLA."""

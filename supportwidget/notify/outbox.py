@@ -42,10 +42,10 @@ def backoff(attempts: int) -> timedelta:
 def retry_window(row: Notification) -> timedelta:
     """Return how long after it was queued a row's passing failures are retried.
 
-    E-mail: OUTBOX_RETRY_HOURS, so a relay outage of days loses nothing. SMS: until its
-    emergency's next re-page round, which pages again; a page hours late helps nobody.
+    E-mail: OUTBOX_RETRY_HOURS, so a relay outage of days loses nothing. SMS and calls: until
+    their emergency's next re-page round, which pages again; a page hours late helps nobody.
     """
-    if row.channel == "sms":
+    if row.channel != "email":
         return timedelta(seconds=float(current_app.config["EMERGENCY_REPAGE_INTERVAL"]))
     return timedelta(hours=float(current_app.config["OUTBOX_RETRY_HOURS"]))
 

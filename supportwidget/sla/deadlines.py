@@ -58,6 +58,20 @@ class Deadline:
 
 
 LABELS = {FIRST_RESPONSE: "First response", RESOLUTION: "Resolution"}
+# An emergency's first response is its acknowledgement, against the plan's emergency target.
+EMERGENCY_RESPONSE = "Emergency response"
+
+
+def respond(ticket: Ticket, now: datetime) -> None:
+    """Record a ticket's first response now; a response after its due time breaches it."""
+    due, missed = ticket.first_response_due, list(ticket.breached or [])
+    if ticket.first_responded_at is None and due is not None and now > due:
+        if FIRST_RESPONSE not in missed:
+            ticket.breached = [*missed, FIRST_RESPONSE]
+            ticket.events.append(
+                TicketEvent(kind="sla_breached", detail={"target": FIRST_RESPONSE})
+            )
+    sla.responded(ticket, now)
 
 
 def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
@@ -71,6 +85,8 @@ def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     if targets:
         name, due = targets[0].name, targets[0].due
         label, missed = LABELS[name], name in (ticket.breached or [])
+        if ticket.kind == "emergency" and name == FIRST_RESPONSE:
+            label = EMERGENCY_RESPONSE
     elif ticket.resolution_due is not None:
         return Deadline(
             "Resolution (clock paused: waiting on client)", ticket.resolution_due, "paused"

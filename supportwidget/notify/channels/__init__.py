@@ -6,5 +6,8 @@ from __future__ import annotations
 from supportwidget.notify.channels.base import Channel
 from supportwidget.notify.channels.email import EmailChannel
 from supportwidget.notify.channels.sms import SmsChannel
+from supportwidget.notify.channels.voice import VoiceChannel
 
-CHANNELS: dict[str, Channel] = {channel.name: channel for channel in (EmailChannel(), SmsChannel())}
+CHANNELS: dict[str, Channel] = {
+    channel.name: channel for channel in (EmailChannel(), SmsChannel(), VoiceChannel())
+}

@@ -179,9 +179,9 @@ def send(state: Account, message: SmsMessage) -> SmsResult:
     except SmsError:
         return _classify_body(client.http_client.last_response)
     except HttpRequestError as exc:
-        return _classify_http(exc.response)
+        return classify_http(exc.response)
     except requests.RequestException as exc:
-        return _classify_transport(exc)
+        return classify_transport(exc)
     except (KeyError, TypeError, ValueError) as exc:
         return SmsResult("failed", None, f"unreadable answer from Vonage ({exc!r}), {UNKNOWN}")
     finally:
@@ -204,7 +204,7 @@ def _classify_body(response: requests.Response | None) -> SmsResult:
     return SmsResult("retry" if status in RETRY_STATUSES else "failed", None, error)
 
 
-def _classify_http(response: requests.Response) -> SmsResult:
+def classify_http(response: requests.Response) -> SmsResult:
     """Classify an HTTP error status from Vonage."""
     code = response.status_code
     detail = f"Vonage answered HTTP {code}: {response.text[:200]!r}"
@@ -215,7 +215,7 @@ def _classify_http(response: requests.Response) -> SmsResult:
     return SmsResult("failed", None, detail)
 
 
-def _classify_transport(exc: requests.RequestException) -> SmsResult:
+def classify_transport(exc: requests.RequestException) -> SmsResult:
     """Classify a network failure: never delivered (retry) or maybe delivered (failed)."""
     if isinstance(exc, requests.exceptions.SSLError):
         # May strike during the handshake or while reading the answer; a
