@@ -234,7 +234,7 @@ def page_parts(ticket: Ticket) -> dict[str, str]:
         return {}
     parts = {"terms": found.short_terms}
     if found.check is not None:
-        parts["check"] = f"check: {found.check.summary}"
+        parts["check"] = f"check: {found.check.brief}"
     return parts
 
 

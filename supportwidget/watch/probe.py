@@ -52,6 +52,16 @@ class CheckResult:
             answer = f"HTTP {self.status}"
         return f"{answer} in {seconds}" + (f", but {self.error}" if self.error else "")
 
+    @property
+    def brief(self) -> str:
+        """Say it in a few characters, for an SMS: '200 in 0.4s', 'refused 3.0s'."""
+        if self.status is not None:
+            return f"{self.status} in {self.elapsed:.1f}s" + (
+                " but text missing" if self.error else ""
+            )
+        reason = (self.error or "failed").removeprefix("connection ").split(" (")[0].split(":")[0]
+        return f"{reason} {self.elapsed:.1f}s"
+
     def as_dict(self) -> dict[str, Any]:
         """Return the result as JSON-ready data (to store with a ticket)."""
         return asdict(self)
