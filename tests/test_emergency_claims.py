@@ -260,3 +260,13 @@ def test_acknowledging_late_breaches_the_emergency_target(client, gold, vonage_s
     assert emergencies.acknowledge(ticket, bob, via="link")
     assert ticket.breached == ["first_response"]
     assert [e.kind for e in ticket.events].count("sla_breached") == 1
+
+
+def test_the_state_and_the_promise_in_the_requester_s_language(client, gold, vonage_standin):
+    path = f"/s/{gold.site_key}/emergency?locale=fr"
+    data = standard_fields(category="hacked", hacked_answer="Une page noire")
+    response = client.post(path, data={**data, "form_token": form_token(client, path)})
+    page = text(response)
+    assert "Urgence SUP-1 : l'équipe d'astreinte est en train d'être alertée." in page
+    assert "Votre formule Gold : quelqu'un de notre équipe d'astreinte reviendra vers vous" in page
+    assert "dans les 30 minutes" in page
