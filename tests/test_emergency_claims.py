@@ -3,6 +3,7 @@ everyone paged told to stand down, and acknowledgement meeting or missing the pl
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 from collections.abc import Iterator
@@ -117,9 +118,9 @@ def test_an_offline_site_that_loads_asks_first_and_keeps_everything_typed(
     assert f"We opened {site_up.url} a moment ago" in page
     assert db.session.scalar(sa.select(sa.func.count(Ticket.id))) == 0
     assert vonage_standin.requests == []  # nobody paged yet
-    html = response.get_data(as_text=True)
-    assert 'value="Shop is down for me"' in html  # kept, in the form and in the way out
-    assert html.count('name="confirmed" value="1"') == 1
+    markup = response.get_data(as_text=True)
+    assert 'value="Shop is down for me"' in markup  # kept, in the form and in the way out
+    assert markup.count('name="confirmed" value="1"') == 1
     # Still down for them: they confirm, and the team is paged with our check attached.
     confirmed = post(client, site_up, **fields, confirmed="1")
     assert confirmed.status_code == 200
@@ -146,13 +147,13 @@ def test_the_way_out_of_the_confirm_step_files_a_normal_request(client, site_up,
 def test_the_rate_is_shown_with_its_currency_beside_an_inline_consent(client, site):
     site.client.hourly_rate = Decimal("120")
     db.session.commit()
-    html = client.get(f"/s/{site.site_key}/emergency").get_data(as_text=True)
+    page = client.get(f"/s/{site.site_key}/emergency").get_data(as_text=True)
     assert re.search(
-        r'<p class="rate" id="billing-hint">.*<strong>€120\.00 per hour</strong>', html, re.S
+        r'<p class="rate" id="billing-hint">.*<strong>€120\.00 per hour</strong>', page, re.S
     )
     # The checkbox and its label share one line (a flex row), the rate is not a grey hint.
     inline = r'<div class="choice">\s*<input[^>]*id="billing_consent"[^>]*>\s*<label for="billing_'
-    assert re.search(inline, html)
+    assert re.search(inline, page)
     french = client.get(f"/s/{site.site_key}/emergency?locale=fr").get_data(as_text=True)
     assert "120,00\xa0€" in french
 
@@ -266,7 +267,7 @@ def test_the_state_and_the_promise_in_the_requester_s_language(client, gold, von
     path = f"/s/{gold.site_key}/emergency?locale=fr"
     data = standard_fields(category="hacked", hacked_answer="Une page noire")
     response = client.post(path, data={**data, "form_token": form_token(client, path)})
-    page = text(response)
+    page = html.unescape(text(response))
     assert "Urgence SUP-1 : l'équipe d'astreinte est en train d'être alertée." in page
     assert "Votre formule Gold : quelqu'un de notre équipe d'astreinte reviendra vers vous" in page
     assert "dans les 30 minutes" in page
