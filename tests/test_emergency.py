@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from supportwidget.emergencies import links
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Notification, Staff, Ticket, db, utcnow
 from supportwidget.notify import outbox
@@ -188,7 +189,7 @@ def test_a_page_keeps_the_ack_instruction_and_the_whole_link(
         assert is_gsm(body) and gsm_length(body) <= 160
         assert f"Reply ACK {ticket.id} or http://support.test/a/" in body
         code = re.search(r"http://support\.test/a/(\S+)$", body).group(1)
-        assert emergencies.read_ack_code(code) == (ticket, page.staff)
+        assert links.read_ack_code(code) == (ticket, page.staff)
         # The names are shortened, not dropped.
         assert sms_text(site_name[:12]) in body and sms_text(subject[:8]) in body
         [sent] = vonage_standin.to(page.recipient.lstrip("+"))
@@ -202,9 +203,9 @@ def test_an_ack_link_stops_working_after_ack_link_max_age(app, client, site):
     bob = db.session.scalar(sa.select(Staff).where(Staff.name == "Bob"))
     week = timedelta(seconds=app.config["ACK_LINK_MAX_AGE"])
     assert week == timedelta(days=7)
-    recent = emergencies.ack_code(ticket.id, bob.id, issued_at=utcnow() - week + timedelta(hours=1))
+    recent = links.ack_code(ticket.id, bob.id, issued_at=utcnow() - week + timedelta(hours=1))
     assert "I'm on it" in client.get(f"/a/{recent}").get_data(as_text=True)
-    old = emergencies.ack_code(ticket.id, bob.id, issued_at=utcnow() - week - timedelta(seconds=5))
+    old = links.ack_code(ticket.id, bob.id, issued_at=utcnow() - week - timedelta(seconds=5))
     for method in (client.get, client.post):
         response = method(f"/a/{old}")
         assert response.status_code == 410

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 
-from supportwidget.emergencies import calls
+from supportwidget.emergencies import calls, links
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import HandledMessage, Notification, Staff, db, parse_id
@@ -130,8 +130,8 @@ def voice_event() -> Response:
 def acknowledge_link(code: str) -> str | tuple[str, int]:
     """Acknowledge from the link in a page; GET only asks, so link previews cannot ack."""
     try:
-        found = emergencies.read_ack_code(code)
-    except emergencies.AckLinkExpired as expired:
+        found = links.read_ack_code(code)
+    except links.AckLinkExpired as expired:
         return render_template("acknowledge_expired.html", ticket=expired.ticket), 410
     if found is None:
         abort(404, "This acknowledgement link is not valid.")

@@ -191,13 +191,18 @@ def sms(
     texts = [" ".join(text.split()) for text in parts.values()]
     # Rendered empty, each part may have folded away the one space it brings back.
     budget = SMS_LIMIT - gsm_length(render([""] * len(texts))) - len(texts)
+    return _to_phone(ticket, "sms", staff, purpose, sms_text(render(fit(texts, budget))))
+
+
+def _to_phone(ticket: Ticket, channel: str, staff: Staff, purpose: str, text: str) -> Notification:
+    """Add an outbox row to a staff member's phone (an SMS or a call) to the session."""
     row = Notification(
         ticket_id=ticket.id,
-        channel="sms",
+        channel=channel,
         recipient=staff.phone or "",
         staff_id=staff.id,
         purpose=purpose,
-        body_text=sms_text(render(fit(texts, budget))),
+        body_text=text,
     )
     db.session.add(row)
     return row
@@ -212,16 +217,8 @@ def spoken(ticket: Ticket, template: str, **extra: Any) -> str:
 
 def call(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
     """Add a call outbox row to a staff member's phone (what it says is decided on answer)."""
-    row = Notification(
-        ticket_id=ticket.id,
-        channel="voice",
-        recipient=staff.phone or "",
-        staff_id=staff.id,
-        purpose=purpose,
-        body_text=spoken(ticket, template, staff=staff, **extra),
-    )
-    db.session.add(row)
-    return row
+    said = spoken(ticket, template, staff=staff, **extra)
+    return _to_phone(ticket, "voice", staff, purpose, said)
 
 
 def email_message(row: Notification) -> Message:

@@ -59,6 +59,13 @@ class Channel(Protocol):
         ...
 
 
+def outcome_of(result: SmsResult) -> Outcome:
+    """Return the outbox outcome of a provider's answer: sent with its id, or the error."""
+    if result.outcome == "sent":
+        return "sent", result.message_id
+    return result.outcome, result.error
+
+
 def send_each(
     rows: Sequence[Notification], until: float, send_one: Callable[[Notification], Outcome]
 ) -> list[Outcome]:

@@ -119,7 +119,4 @@ class SmsChannel:
 
 def _send_row(row: Notification) -> base.Outcome:
     """Send one outbox row's SMS; keep Vonage's message id as the provider id."""
-    result = sms.send(row.recipient, row.body_text, client_ref=str(row.id))
-    if result.outcome == "sent":
-        return "sent", result.message_id
-    return result.outcome, result.error
+    return base.outcome_of(sms.send(row.recipient, row.body_text, client_ref=str(row.id)))

@@ -117,7 +117,4 @@ class VoiceChannel:
 
 def _call_row(row: Notification) -> base.Outcome:
     """Place one outbox row's call; keep Vonage's call uuid as the provider id."""
-    result = voice.call(row)
-    if result.outcome == "sent":
-        return "sent", result.message_id
-    return result.outcome, result.error
+    return base.outcome_of(voice.call(row))

@@ -151,11 +151,11 @@ def message(account: Account, to: str, text: str, client_ref: str, unicode: bool
         raise InvalidSms(str(exc)) from exc
 
 
-def _vonage_client(state: Account) -> vonage.Vonage:
-    """Build an SDK client for a single request that is never sent twice."""
-    options = HttpClientOptions(
-        rest_host=state.rest_host,
-        timeout=state.timeout,
+def one_attempt(timeout: int, **hosts: str) -> HttpClientOptions:
+    """Return SDK client options for requests that are never sent twice (SMS and calls)."""
+    return HttpClientOptions(
+        **hosts,
+        timeout=timeout,
         # urllib3 must not retry: it would resend on some errors after the POST went out.
         max_retries=0,
         # The SDK re-sends on RemoteDisconnected up to pool_maxsize times (its loop
@@ -163,6 +163,11 @@ def _vonage_client(state: Account) -> vonage.Vonage:
         pool_connections=1,
         pool_maxsize=1,
     )
+
+
+def _vonage_client(state: Account) -> vonage.Vonage:
+    """Build an SDK client for a single request that is never sent twice."""
+    options = one_attempt(state.timeout, rest_host=state.rest_host)
     return vonage.Vonage(Auth(api_key=state.api_key, api_secret=state.api_secret), options)
 
 

@@ -23,7 +23,7 @@ import requests
 import vonage
 from flask import abort, current_app, request
 from pydantic import ValidationError
-from vonage_http_client import Auth, HttpClientOptions
+from vonage_http_client import Auth
 from vonage_http_client.errors import HttpRequestError
 from vonage_utils.errors import VonageError
 from vonage_voice.models import CreateCallRequest, Dtmf, Input, Talk, ToPhone
@@ -57,14 +57,8 @@ def read_private_key(value: str) -> str:
 
 
 def _client(account: CallAccount) -> vonage.Vonage:
-    """Build an SDK client that makes exactly one attempt (see vonage._vonage_client)."""
-    options = HttpClientOptions(
-        api_host=account.api_host,
-        timeout=account.timeout,
-        max_retries=0,
-        pool_connections=1,
-        pool_maxsize=1,
-    )
+    """Build an SDK client that makes exactly one attempt, signing with the application key."""
+    options = vonage_sms.one_attempt(account.timeout, api_host=account.api_host)
     auth = Auth(application_id=account.application_id, private_key=account.private_key)
     return vonage.Vonage(auth, options)
 
