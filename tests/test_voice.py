@@ -84,6 +84,7 @@ def test_a_call_vonage_did_not_take_is_retried_and_a_dropped_one_is_not(
     vonage_standin.behaviour[BOB] = "drop"
     ticket = file_emergency(client, site)
     repage(ticket, 1, 2)
+    db.session.expire_all()  # the worker's session recorded the outcomes
     rows = {
         r.recipient: r
         for r in db.session.scalars(sa.select(Notification).where(Notification.channel == "voice"))
