@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    joinedload,
+    mapped_column,
+    registry,
+    relationship,
+)
 from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -128,6 +135,21 @@ class Site(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
+    heartbeat: Mapped[SiteHeartbeat | None] = relationship(back_populates="site")
+
+    @classmethod
+    def find_by_key(cls, site_key: str) -> Site | None:
+        """Return the site a key names: its current key, or a rotated one still in its grace."""
+        # Pages show the client's name: load it with the site.
+        with_client = sa.select(cls).options(joinedload(cls.client))
+        site = db.session.scalar(with_client.where(cls.site_key == site_key))
+        if site is None:
+            site = db.session.scalar(
+                with_client.where(
+                    cls.previous_site_key == site_key, cls.previous_key_expires_at > utcnow()
+                )
+            )
+        return site
 
     def rotate_key(self, grace: timedelta) -> None:
         """Issue a new site key; the current one keeps working for `grace`."""
@@ -302,6 +324,34 @@ class Heartbeat(db.Model):
     name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     beat_at: Mapped[datetime]
     holder: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class SiteHeartbeat(db.Model):
+    """The latest heartbeat from a site's WordPress plugin: versions and the core-file check."""
+
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), primary_key=True)
+    received_at: Mapped[datetime]
+    # When the plugin signed it (its clock), as the signature says.
+    signed_at: Mapped[datetime]
+    wordpress: Mapped[str] = mapped_column(sa.String(40))
+    php: Mapped[str] = mapped_column(sa.String(40))
+    theme: Mapped[str] = mapped_column(sa.String(200))
+    plugin_version: Mapped[str] = mapped_column(sa.String(40))
+    #: Active plugins: [{"file", "name", "version"}].
+    plugins: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    #: ok (every core file matches), changed (modified or added files), unavailable.
+    core_status: Mapped[str] = mapped_column(sa.String(12))
+    #: The core-file check: checked, modified/added [{"path", "md5"}], missing [path].
+    core: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    site: Mapped[Site] = relationship(back_populates="heartbeat")
+
+    #: The plugin beats every 5 minutes: three missed beats in a row are worth a look.
+    STALE_AFTER = timedelta(minutes=15)
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """Tell whether the site has been silent for longer than STALE_AFTER."""
+        return (now or utcnow()) - self.received_at > self.STALE_AFTER
 
 
 class TimeEntry(db.Model):

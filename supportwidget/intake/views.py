@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -21,7 +20,6 @@ from flask import (
 )
 from flask_babel import gettext
 from flask_limiter import RequestLimit
-from sqlalchemy import orm
 from sqlalchemy.exc import SQLAlchemyError
 
 from supportwidget.emergencies import paging as emergencies
@@ -32,7 +30,7 @@ from supportwidget.intake.forms import (
     StandardRequestForm,
     form_strings,
 )
-from supportwidget.models import Site, Ticket, db, utcnow
+from supportwidget.models import Site, Ticket, db
 from supportwidget.platform import i18n, limits, tokens
 from supportwidget.platform.errors import agency_contact
 from supportwidget.sla import schedules as sla
@@ -78,15 +76,7 @@ emergency_per_ip = limits.limiter.limit(
 
 def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
-    # Every form page shows the client's name: load it with the site.
-    with_client = sa.select(Site).options(orm.joinedload(Site.client))
-    site = db.session.scalar(with_client.where(Site.site_key == site_key))
-    if site is None:
-        site = db.session.scalar(
-            with_client.where(
-                Site.previous_site_key == site_key, Site.previous_key_expires_at > utcnow()
-            )
-        )
+    site = Site.find_by_key(site_key)
     if site is None:
         abort(404, gettext("There is no support form at this address. Please check the link."))
     if not site.enabled:

@@ -24,11 +24,11 @@ PAGE_TITLES = {
 }
 
 
-def error_response(status: int, message: str | None = None) -> Response:
-    """Return an error as JSON or as a page, depending on who asked."""
+def error_response(status: int, message: str | None = None, **details: str) -> Response:
+    """Return an error as JSON (with any machine-readable details) or as a page."""
     title = HTTP_STATUS_CODES.get(status, "Error")
     if request.path.startswith(JSON_PREFIXES):
-        response = jsonify(error=title, message=message or title)
+        response = jsonify(error=title, message=message or title, **details)
     else:
         title = str(PAGE_TITLES.get(status, title))
         response = Response(render_template("error.html", title=title, message=message))
