@@ -164,6 +164,13 @@ def signed_by(header):
             "core.status must be ok, changed or unavailable",
         ),
         (lambda c, s: beat(c, s, report(core={"status": "ok", "checked": True})), 400, "whole"),
+        (
+            lambda c, s: beat(
+                c, s, report(plugins=[{"file": "a", "name": "b", "version": "1"}] * 1001)
+            ),
+            400,
+            "plugins may list at most 1000 items",
+        ),
     ],
 )
 def test_bad_heartbeats_are_refused_with_the_reason(client, site, send, status, message):

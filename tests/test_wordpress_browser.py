@@ -167,6 +167,8 @@ def test_fallback_when_the_service_is_down_for_an_editor(
         fallback = page.locator("#supportwidget-fallback")
         expect(fallback).to_be_visible()
         assert time.monotonic() - started < 5, "the refused widget.js shows the fallback at once"
+        page.click("#show-settings-link")
+        expect(page.locator("#screen-options-wrap")).to_be_visible()
         emergency = fallback.get_by_role("link", name="Emergency: site down or hacked")
         expect(emergency).to_have_attribute(
             "href", f"{down_url}/s/k3yAbC_-123456/emergency?locale=en_US"
