@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -301,7 +302,10 @@ def php_server(root: Path, port: int) -> Iterator[None]:
     env = {**os.environ, "PHP_CLI_SERVER_WORKERS": "4"}
     command = ["php", "-S", f"127.0.0.1:{port}", "-t", str(root)]
     log = (root / "php-server.log").open("wb")
-    server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Its own process group: the workers it forks stop with it.
+    server = subprocess.Popen(
+        command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -314,7 +318,7 @@ def php_server(root: Path, port: int) -> Iterator[None]:
                 time.sleep(0.1)
         yield
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
         log.close()
 
