@@ -15,7 +15,8 @@ from supportwidget.emergencies import webhooks
 from supportwidget.intake import views
 from supportwidget.notify.channels import email, sms
 from supportwidget.platform import database, errors, i18n, limits, logs, security
-from supportwidget.staff import admin, api, auth, billing, dashboard
+from supportwidget.sites import api as heartbeat_api
+from supportwidget.staff import admin, api, auth, billing, dashboard, sites
 
 # Each domain package keeps its own templates; template names are unique across them.
 TEMPLATE_PACKAGES = ("platform", "intake", "tickets", "emergencies", "sla", "notify", "staff")
@@ -29,6 +30,8 @@ BLUEPRINTS = (
     dashboard.bp,
     billing.bp,
     admin.bp,
+    sites.bp,
+    heartbeat_api.bp,
 )
 
 

@@ -135,10 +135,12 @@ class Site(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
+    heartbeat: Mapped[SiteHeartbeat | None] = relationship(back_populates="site")
 
     @classmethod
-    def by_key(cls, site_key: str) -> Site | None:
-        """Return the site a key opens (a previous key too, until it expires), with its client."""
+    def find_by_key(cls, site_key: str) -> Site | None:
+        """Return the site a key names: its current key, or a rotated one still in its grace."""
+        # Pages show the client's name: load it with the site.
         with_client = sa.select(cls).options(joinedload(cls.client))
         site = db.session.scalar(with_client.where(cls.site_key == site_key))
         if site is None:
@@ -329,6 +331,34 @@ class Heartbeat(db.Model):
     name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     beat_at: Mapped[datetime]
     holder: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class SiteHeartbeat(db.Model):
+    """The latest heartbeat from a site's WordPress plugin: versions and the core-file check."""
+
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), primary_key=True)
+    received_at: Mapped[datetime]
+    # When the plugin signed it (its clock), as the signature says.
+    signed_at: Mapped[datetime]
+    wordpress: Mapped[str] = mapped_column(sa.String(40))
+    php: Mapped[str] = mapped_column(sa.String(40))
+    theme: Mapped[str] = mapped_column(sa.String(200))
+    plugin_version: Mapped[str] = mapped_column(sa.String(40))
+    #: Active plugins: [{"file", "name", "version"}].
+    plugins: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    #: ok (every core file matches), changed (modified or added files), unavailable.
+    core_status: Mapped[str] = mapped_column(sa.String(12))
+    #: The core-file check: checked, modified/added [{"path", "md5"}], missing [path].
+    core: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    site: Mapped[Site] = relationship(back_populates="heartbeat")
+
+    #: The plugin beats every 5 minutes: three missed beats in a row are worth a look.
+    STALE_AFTER = timedelta(minutes=15)
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """Tell whether the site has been silent for longer than STALE_AFTER."""
+        return (now or utcnow()) - self.received_at > self.STALE_AFTER
 
 
 class TimeEntry(db.Model):

@@ -328,7 +328,7 @@ def report_unpaged(row: Notification) -> list[Notification]:
 
 def report_flood(site_key: str, address: str) -> None:
     """E-mail staff once per site and hour that an address hit the emergency form's limit."""
-    site = Site.by_key(site_key)
+    site = Site.find_by_key(site_key)
     if site is None:
         return
     hour = utcnow().strftime("%Y-%m-%dT%H")

@@ -241,6 +241,7 @@ def form_strings() -> dict[str, str]:
         "sendFailed": gettext(
             "Your request could not be sent. Please check your connection and try again."
         ),
+        "verified": gettext("Signed in as %(name)s (verified)", name=name),
     }
 
 

@@ -66,7 +66,7 @@ def _verified_identity() -> bool:
     """Tell whether the form carries the site's signed-in user, verified (never raises)."""
     try:
         meta = json.loads(request.form.get("page_meta") or "{}")
-        site = Site.by_key(_site_key())
+        site = Site.find_by_key(_site_key())
     except (ValueError, RecursionError, HTTPException):
         return False
     except SQLAlchemyError:
@@ -114,7 +114,7 @@ def tell_staff_if_limits_fail_open(response: Response) -> Response:
 
 def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
-    site = Site.by_key(site_key)
+    site = Site.find_by_key(site_key)
     if site is None:
         abort(404, gettext("There is no support form at this address. Please check the link."))
     if not site.enabled:
