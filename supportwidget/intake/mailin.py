@@ -29,6 +29,7 @@ from supportwidget.platform import plaintext
 from supportwidget.platform.screenshots import Screenshot, ScreenshotError, clean_screenshot
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import MAX_SCREENSHOTS
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 30 * 1024 * 1024
@@ -166,11 +167,11 @@ def without_quote(text: str) -> str:
 
 
 def screenshots(msg: EmailMessage) -> list[Screenshot]:
-    """Return attached images re-encoded as screenshots; anything else is dropped."""
+    """Return the first MAX_SCREENSHOTS attached images re-encoded; drop anything else."""
     shots = []
     limit = current_app.config["MAX_SCREENSHOT_BYTES"]
     for part in msg.iter_attachments():
-        if part.get_content_maintype() != "image" or len(shots) >= 5:
+        if part.get_content_maintype() != "image" or len(shots) >= MAX_SCREENSHOTS:
             continue
         try:
             shots.append(

@@ -31,6 +31,7 @@ from supportwidget.config import use_defaults
 from supportwidget.models import Notification
 from supportwidget.notify import messages
 from supportwidget.notify.channels.base import Outcome, send_each
+from supportwidget.vocab import NotificationChannel
 
 __all__ = [
     "MailError",
@@ -395,7 +396,7 @@ def _current_state() -> _MailState:
 class EmailChannel:
     """E-mail through the SMTP relay (or .eml files): a batch shares one connection."""
 
-    name = "email"
+    name = NotificationChannel.EMAIL
     lane = "mail"
     batch = 10
     threads = 2
