@@ -79,6 +79,7 @@ def _bind(app: Flask) -> None:
     app.jinja_env.globals.update(
         {closed_set.__name__: closed_set for closed_set in vocab.CLOSED_SETS},
         STATUS_FILTERS=vocab.STATUS_FILTERS,
+        MAX_SCREENSHOTS=vocab.MAX_SCREENSHOTS,
     )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

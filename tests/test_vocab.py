@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from babel.dates import format_datetime
 from flask import Flask
 from markupsafe import escape
+from playwright.sync_api import Page, expect
 from test_dashboard import PASSWORD, login, new_request, post_action
 from test_mailin import mail, pipe, png_bytes
 
@@ -42,6 +45,11 @@ from supportwidget.vocab import (
     TicketStatus,
     TriageDecision,
 )
+
+if TYPE_CHECKING:
+    from browser_fixtures import LiveService
+
+pytest_plugins = ["browser_fixtures"]
 
 PACKAGE = Path(supportwidget.__file__).parent
 # Where each stored set lives. SLA targets are kept in JSON lists, the queue scopes nowhere.
@@ -198,3 +206,16 @@ def test_the_body_limit_lets_a_request_carry_every_screenshot():
     # The form's own fields (20,000 characters of description, page details) fit in a MiB.
     needed = MAX_SCREENSHOTS * config.MAX_SCREENSHOT_BYTES + config.MiB
     assert config.MAX_CONTENT_LENGTH >= needed
+
+
+@pytest.mark.browser
+def test_the_form_page_takes_at_most_max_screenshots(live_server: LiveService, page: Page):
+    page.goto(f"{live_server.url}/s/{live_server.site_key}?locale=fr")
+    expect(page.locator("#screenshots-zone label")).to_contain_text(f"{MAX_SCREENSHOTS} images")
+    shots = [
+        {"name": f"{n}.png", "mimeType": "image/png", "buffer": png_bytes()}
+        for n in range(MAX_SCREENSHOTS + 1)
+    ]
+    page.locator("input[type=file]").set_input_files(shots)
+    expect(page.locator("#thumbs li")).to_have_count(MAX_SCREENSHOTS)
+    expect(page.get_by_role("alert")).to_contain_text(f"{MAX_SCREENSHOTS} captures")
