@@ -50,7 +50,7 @@ class Choices(StrEnum):
         return max(len(member.value) for member in cls)
 
     @classmethod
-    def find(cls, value: str | None) -> Self | None:
+    def lookup(cls, value: str | None) -> Self | None:
         """Return the member stored as a value, or None for a value not in the set."""
         member = cls._value2member_map_.get(value or "")
         return member if isinstance(member, cls) else None
@@ -58,7 +58,7 @@ class Choices(StrEnum):
     @classmethod
     def label_of(cls, value: str | None) -> str:
         """Return the staff label of a stored value; an unknown one shows as it is stored."""
-        member = cls.find(value)
+        member = cls.lookup(value)
         return value or "" if member is None else member.label
 
     @classmethod

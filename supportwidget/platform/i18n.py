@@ -53,6 +53,11 @@ def current_language() -> str:
     return supported(locale.language if locale else None) or DEFAULT_LOCALE
 
 
+def _language() -> Language:
+    """Return the language in use now, with its date patterns."""
+    return Language.lookup(current_language()) or DEFAULT_LANGUAGE
+
+
 def explicit_locale() -> str | None:
     """Return the supported ?locale= of this request, to carry into links and form actions."""
     return supported(request.args.get("locale")) if has_request_context() else None
@@ -69,7 +74,7 @@ def text_direction(language: str) -> str:
 
 def format_due(moment: datetime, timezone: str) -> str:
     """Return a due time in the current language and the plan's timezone."""
-    language = Language(current_language())
+    language = _language()
     return babel_datetime(
         moment, language.due_pattern, tzinfo=ZoneInfo(timezone), locale=language.value
     )
@@ -77,32 +82,32 @@ def format_due(moment: datetime, timezone: str) -> str:
 
 def format_day(day: date) -> str:
     """Return a calendar date in the current language: 'Mon 1 Mar 2027'."""
-    language = Language(current_language())
+    language = _language()
     return babel_date(day, language.day_pattern, locale=language.value)
 
 
 def utc_time(moment: datetime, time_only: bool = False) -> str:
     """Return a stored (UTC) instant in the current language: 'Mon 30 Nov 2026, 11:30 UTC'."""
-    language = Language(current_language())
+    language = _language()
     pattern = "HH:mm" if time_only else language.sent_pattern
     return babel_datetime(moment, pattern, tzinfo=ZoneInfo("UTC"), locale=language.value) + " UTC"
 
 
 def status_name(status: str) -> str:
     """Return a ticket status as the requester reads it."""
-    found = TicketStatus.find(status)
+    found = TicketStatus.lookup(status)
     return status.replace("_", " ") if found is None else str(found.requester_label)
 
 
 def status_note(status: str) -> str | None:
     """Return what the requester is asked to do in a status, if anything."""
-    found = TicketStatus.find(status)
+    found = TicketStatus.lookup(status)
     return None if found is None or found.requester_note is None else str(found.requester_note)
 
 
 def category_name(category: str | None) -> str:
     """Return an emergency category as the requester reads it."""
-    found = EmergencyCategory.find(category)
+    found = EmergencyCategory.lookup(category)
     return category or "" if found is None else str(found.requester_label)
 
 

@@ -31,6 +31,7 @@ from supportwidget.models import (
     db,
     utcnow,
 )
+from supportwidget.platform import i18n
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla import deadlines as breaches
 from supportwidget.sla.workqueue import CursorError, Filters, work_queue
@@ -156,11 +157,10 @@ def ticket_page(reference: str) -> Response:
 
 def _status(ticket: Ticket) -> str:
     updates.change_status(ticket, current_staff(), request.form.get("status", ""))
-    status = TicketStatus(ticket.status)
+    ours, theirs = TicketStatus.label_of(ticket.status), i18n.status_name(ticket.status)
     # Where the requester's word differs ("waiting on you"), staff see what was sent.
-    theirs = str(status.requester_label)
-    told = "" if theirs == status.label else f" (they read “{theirs.lower()}”)"
-    return f"Status changed to {status.label.lower()}; requester e-mailed{told}."
+    told = "" if theirs == ours else f" (they read “{theirs.lower()}”)"
+    return f"Status changed to {ours.lower()}; requester e-mailed{told}."
 
 
 def _reply(ticket: Ticket) -> str:

@@ -19,14 +19,12 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
-    create_model,
 )
 
 from supportwidget.vocab import (
     STATUS_FILTERS,
     EmergencyCategory,
     QueueScope,
-    SlaTarget,
     TicketKind,
     TicketStatus,
 )
@@ -77,12 +75,12 @@ class StaffRef(Body):
     email: str
 
 
-TargetFlags = create_model(
-    "TargetFlags",
-    __base__=Body,
-    __doc__="One flag per SLA target.",
-    **{target.value: bool for target in SlaTarget},
-)
+class TargetFlags(Body):
+    """One flag per SLA target."""
+
+    # Named like vocab.SlaTarget's values (tests/test_vocab.py checks they agree).
+    first_response: bool
+    resolution: bool
 
 
 def target_flags(value: Any) -> Any:

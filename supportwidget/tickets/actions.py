@@ -30,7 +30,7 @@ def change_status(ticket: Ticket, staff: Staff, status: str) -> None:
     if status == ticket.status:
         raise UpdateError(f"{ticket.reference} is already {TicketStatus.label_of(status).lower()}.")
     now, previous = utcnow(), ticket.status
-    ticket.status = TicketStatus(status)
+    ticket.status = status
     sla.status_changed(ticket, now)
     ticket.events.append(
         TicketEvent(kind="status", staff=staff, detail={"from": previous, "to": status})

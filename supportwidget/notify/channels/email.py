@@ -396,7 +396,7 @@ def _current_state() -> _MailState:
 class EmailChannel:
     """E-mail through the SMTP relay (or .eml files): a batch shares one connection."""
 
-    name = NotificationChannel.EMAIL
+    name: str = NotificationChannel.EMAIL
     lane = "mail"
     batch = 10
     threads = 2

@@ -116,7 +116,7 @@ def _write_to_file(path: str, sender: str, to: str, text: str, client_ref: str) 
 class SmsChannel:
     """SMS pages through Vonage (or a JSON-lines file): one row per job, many threads."""
 
-    name = NotificationChannel.SMS
+    name: str = NotificationChannel.SMS
     lane = "sms"
     batch = 1
     threads = 8
