@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from supportwidget import commands, config, health, models, worker
+from supportwidget import commands, config, health, models, vocab, worker
 from supportwidget.demo import seed
 from supportwidget.emergencies import webhooks
 from supportwidget.intake import views
@@ -78,6 +78,12 @@ def _bind(app: Flask) -> None:
     security.init_app(app)
     logs.init_app(app)
     auth.init_app(app)
+    # Templates list and label the closed sets from vocab.py, never spelling a value out.
+    app.jinja_env.globals.update(
+        {closed_set.__name__: closed_set for closed_set in vocab.CLOSED_SETS},
+        STATUS_FILTERS=vocab.STATUS_FILTERS,
+        MAX_SCREENSHOTS=vocab.MAX_SCREENSHOTS,
+    )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     commands.init_app(app)

@@ -21,6 +21,8 @@ from sqlalchemy.orm import (
 from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from supportwidget.vocab import NotificationStatus, StaffRole, TicketKind, TicketStatus
+
 
 class UTCDateTime(sa.types.TypeDecorator):
     """Store aware datetimes as naive UTC so SQLite and PostgreSQL agree."""
@@ -164,7 +166,7 @@ class Staff(db.Model):
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)
     on_call: Mapped[bool] = mapped_column(default=False)
-    role: Mapped[str] = mapped_column(sa.String(10), default="agent")
+    role: Mapped[str] = mapped_column(sa.String(10), default=StaffRole.AGENT)
     password_hash: Mapped[str | None] = mapped_column(sa.String(300))
     api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     session_version: Mapped[int] = mapped_column(default=0)
@@ -172,7 +174,7 @@ class Staff(db.Model):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == StaffRole.ADMIN
 
     def set_password(self, password: str) -> None:
         """Hash and store a new password."""
@@ -192,7 +194,7 @@ class Ticket(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(10), default="standard")
+    kind: Mapped[str] = mapped_column(sa.String(10), default=TicketKind.STANDARD)
     category: Mapped[str | None] = mapped_column(sa.String(10))
     subject: Mapped[str] = mapped_column(sa.String(150))
     description: Mapped[str] = mapped_column(sa.Text)
@@ -207,7 +209,7 @@ class Ticket(db.Model):
     locale: Mapped[str | None] = mapped_column(sa.String(10))
     billing_consent: Mapped[bool] = mapped_column(default=False)
     form_nonce: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="new", index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default=TicketStatus.NEW, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sla_plan_name: Mapped[str | None] = mapped_column(sa.String(80))
     first_response_due: Mapped[datetime | None]
@@ -242,7 +244,12 @@ class Ticket(db.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in ("resolved", "closed")
+        # Not "in open()": a ticket not yet flushed has no status yet, and it is new.
+        return self.status not in TicketStatus.finished()
+
+    @property
+    def is_emergency(self) -> bool:
+        return self.kind == TicketKind.EMERGENCY
 
     @property
     def requester_vouched_for(self) -> bool:
@@ -259,7 +266,7 @@ class Ticket(db.Model):
         """Recompute where the ticket sorts: emergencies first, closed work last."""
         if not self.is_open:
             self.queue_rank = 9
-        elif self.kind == "emergency":
+        elif self.is_emergency:
             self.queue_rank = 1 if self.acknowledged_at else 0
         else:
             self.queue_rank = 2
@@ -295,7 +302,9 @@ class Notification(db.Model):
     body_html: Mapped[str | None] = mapped_column(sa.Text)
     reply_to: Mapped[str | None] = mapped_column(sa.String(254))
     with_attachments: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(sa.String(10), default="pending", index=True)
+    status: Mapped[str] = mapped_column(
+        sa.String(10), default=NotificationStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None]

@@ -26,6 +26,13 @@ from supportwidget.notify.channels import CHANNELS
 from supportwidget.platform import jobs
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import (
+    NotificationChannel,
+    NotificationStatus,
+    StaffRole,
+    TicketKind,
+    TicketStatus,
+)
 
 log = logging.getLogger(__name__)
 PAGE = "page"
@@ -100,7 +107,7 @@ def open_emergency(
         ticket = tickets.new_ticket(
             site,
             request,
-            kind="emergency",
+            kind=TicketKind.EMERGENCY,
             category=category,
             callback_phone=callback_phone,
             billing_consent=billing_consent,
@@ -123,7 +130,7 @@ def schedule_repage(ticket_id: int, at: datetime | None) -> None:
     makes a frightened client file the emergency (and page everyone) a second time.
     """
     try:
-        jobs.enqueue("repage", ticket_id, lane=CHANNELS["sms"].lane, at=at)
+        jobs.enqueue("repage", ticket_id, lane=CHANNELS[NotificationChannel.SMS].lane, at=at)
     except Exception:  # noqa: BLE001 - next_page_at in the ticket row drives repage_due
         log.exception(
             "could not hand over the re-page of ticket %s; the periodic job will", ticket_id
@@ -194,7 +201,7 @@ def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
 
 def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     """Record who took an emergency, stop paging and tell the others; False if already taken."""
-    if ticket.kind != "emergency" or ticket.acknowledged_at is not None:
+    if not ticket.is_emergency or ticket.acknowledged_at is not None:
         return False
     now = utcnow()
     claimed = db.session.execute(
@@ -208,8 +215,8 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     db.session.refresh(ticket)
     cancel_pending_pages(ticket, f"{ticket.reference} was acknowledged by {member.name} first")
     ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
-    if ticket.status == "new":
-        ticket.status = "in_progress"
+    if ticket.status == TicketStatus.NEW:
+        ticket.status = TicketStatus.IN_PROGRESS
     ticket.update_queue_rank()
     rows = [
         messages.sms(ticket, "acknowledged", other, "ack-notice", acker=member)
@@ -244,10 +251,10 @@ def cancel_pending_pages(ticket: Ticket, why: str) -> None:
         sa.update(Notification)
         .where(
             Notification.ticket_id == ticket.id,
-            Notification.status == "pending",
+            Notification.status == NotificationStatus.PENDING,
             Notification.purpose.like(f"{PAGE}-%"),
         )
-        .values(status="failed", last_error=outbox.WITHDRAWN + why)
+        .values(status=NotificationStatus.FAILED, last_error=outbox.WITHDRAWN + why)
     )
 
 
@@ -257,7 +264,7 @@ def latest_open_emergency_for(member: Staff) -> Ticket | None:
         sa.select(Ticket)
         .join(Notification, Notification.ticket_id == Ticket.id)
         .where(
-            Ticket.kind == "emergency",
+            Ticket.kind == TicketKind.EMERGENCY,
             Ticket.acknowledged_at.is_(None),
             Notification.staff_id == member.id,
             Notification.purpose.like(f"{PAGE}-%"),
@@ -296,7 +303,7 @@ def repage(ticket_id: int, now: datetime | None = None) -> bool:
         rows += [
             messages.email(ticket, "admin_unacknowledged", admin.email, "escalation", staff=admin)
             for admin in db.session.scalars(
-                sa.select(Staff).where(Staff.active, Staff.role == "admin")
+                sa.select(Staff).where(Staff.active, Staff.role == StaffRole.ADMIN)
             )
         ]
     db.session.commit()
@@ -311,7 +318,9 @@ def repage_due(now: datetime | None = None) -> int:
     now = now or utcnow()
     due = db.session.scalars(
         sa.select(Ticket.id).where(
-            Ticket.kind == "emergency", Ticket.acknowledged_at.is_(None), Ticket.next_page_at <= now
+            Ticket.kind == TicketKind.EMERGENCY,
+            Ticket.acknowledged_at.is_(None),
+            Ticket.next_page_at <= now,
         )
     ).all()
     return sum(repage(ticket_id, now) for ticket_id in due)
@@ -319,7 +328,8 @@ def repage_due(now: datetime | None = None) -> int:
 
 def report_unpaged(row: Notification) -> list[Notification]:
     """E-mail staff that a page did not reach someone (failed send or delivery receipt)."""
-    if row.channel != "sms" or not row.purpose.startswith(PAGE) or row.ticket is None:
+    a_page = row.channel == NotificationChannel.SMS and row.purpose.startswith(PAGE)
+    if not a_page or row.ticket is None:
         return []
     if outbox.withdrawn(row):
         return []

@@ -28,17 +28,17 @@ from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
 
 from supportwidget.models import utcnow
-from supportwidget.platform import i18n, plaintext, tokens
+from supportwidget.platform import plaintext, tokens
 from supportwidget.platform.screenshots import (
-    MAX_SCREENSHOTS,
     Screenshot,
     Upload,
     clean_uploads,
     screen_uploads,
 )
+from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory
 
 MAX_PAGE_META = 8192
-CATEGORIES = [SelectChoice(value, label) for value, label in i18n.CATEGORY_NAMES.items()]
+CATEGORIES = [SelectChoice(c.value, c.requester_label) for c in EmergencyCategory]
 
 
 class SiteFormToken(CSRF):

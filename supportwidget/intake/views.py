@@ -37,6 +37,7 @@ from supportwidget.platform import errors, i18n, limits, screenshots, tokens
 from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import MAX_SCREENSHOTS
 
 bp = Blueprint("hosted", __name__)
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
     config = {
         "allowedOrigins": site.allowed_origins,
         "maxBytes": current_app.config["MAX_SCREENSHOT_BYTES"],
+        "maxFiles": MAX_SCREENSHOTS,
         "embedded": embedded,
         # form.js speaks the page's language: its messages come from the catalogs.
         "strings": form_strings(),

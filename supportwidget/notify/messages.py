@@ -15,6 +15,7 @@ from supportwidget.notify.gsm import SMS_LIMIT, fit, gsm_length, sms_text
 from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla.schedules import expectation
+from supportwidget.vocab import NotificationChannel
 
 # Templates whose reader is the requester (the rest go to staff and stay English).
 REQUESTER_TEMPLATES = ("requester_",)
@@ -127,7 +128,7 @@ def add_email(
     # By id, not relationship: appending to ticket.notifications would load the collection.
     row = Notification(
         ticket_id=ticket.id,
-        channel="email",
+        channel=NotificationChannel.EMAIL,
         recipient=recipient,
         staff_id=staff.id if staff else None,
         purpose=purpose,
@@ -150,7 +151,7 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)
     row = Notification(
-        channel="email",
+        channel=NotificationChannel.EMAIL,
         recipient=recipient,
         purpose=purpose,
         subject=one_line_subject(subject),
@@ -181,7 +182,7 @@ def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any)
     budget = SMS_LIMIT - gsm_length(render("", "")) - len(parts)
     row = Notification(
         ticket_id=ticket.id,
-        channel="sms",
+        channel=NotificationChannel.SMS,
         recipient=staff.phone or "",
         staff_id=staff.id,
         purpose=purpose,

@@ -13,12 +13,9 @@ from supportwidget.models import Notification, SlaPlan, Ticket, TicketEvent, db,
 from supportwidget.notify import messages, outbox
 from supportwidget.sla import schedules as sla
 from supportwidget.sla.business_time import BusinessCalendar, format_duration, parse_duration
+from supportwidget.vocab import SlaTarget, TicketKind, TicketStatus
 
 log = logging.getLogger(__name__)
-
-FIRST_RESPONSE = "first_response"
-RESOLUTION = "resolution"
-TARGET_LABELS = {FIRST_RESPONSE: "first response", RESOLUTION: "resolution"}
 
 
 @dataclass(frozen=True)
@@ -41,10 +38,10 @@ def pending_targets(ticket: Ticket) -> list[Target]:
     """Return the ticket's targets not yet met; a paused resolution clock has none."""
     targets = []
     if ticket.first_response_due is not None and ticket.first_responded_at is None:
-        targets.append(Target(FIRST_RESPONSE, ticket.first_response_due))
-    paused = ticket.status == "waiting_on_client" and sla.open_pause(ticket) is not None
+        targets.append(Target(SlaTarget.FIRST_RESPONSE, ticket.first_response_due))
+    paused = ticket.status == TicketStatus.WAITING_ON_CLIENT and sla.open_pause(ticket) is not None
     if ticket.resolution_due is not None and ticket.is_open and not paused:
-        targets.append(Target(RESOLUTION, ticket.resolution_due))
+        targets.append(Target(SlaTarget.RESOLUTION, ticket.resolution_due))
     return targets
 
 
@@ -57,9 +54,6 @@ class Deadline:
     state: str  # ok / at-risk / breached / paused
 
 
-LABELS = {FIRST_RESPONSE: "First response", RESOLUTION: "Resolution"}
-
-
 def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     """Return the first target still to be met (the ones breach warnings watch), else the
     no-SLA target; a resolution clock paused while waiting on the client is shown paused,
@@ -70,12 +64,12 @@ def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     targets = pending_targets(ticket)
     if targets:
         name, due = targets[0].name, targets[0].due
-        label, missed = LABELS[name], name in (ticket.breached or [])
+        label, missed = SlaTarget.label_of(name), name in (ticket.breached or [])
     elif ticket.resolution_due is not None:
         return Deadline(
             "Resolution (clock paused: waiting on client)", ticket.resolution_due, "paused"
         )
-    elif ticket.kind == "standard" and ticket.effective_due_at is not None:
+    elif not ticket.is_emergency and ticket.effective_due_at is not None:
         label, due, missed = "Target (no SLA)", ticket.effective_due_at, False
     else:
         return None
@@ -89,8 +83,8 @@ def _candidates(now: datetime, window: timedelta) -> list[int]:
     plans = db.session.scalars(
         sa.select(Ticket.sla_plan_name)
         .where(
-            Ticket.kind == "standard",
-            Ticket.status.in_(sla.OPEN_STATUSES),
+            Ticket.kind == TicketKind.STANDARD,
+            Ticket.status.in_(TicketStatus.open()),
             Ticket.sla_plan_name.is_not(None),
         )
         .distinct()
@@ -101,8 +95,8 @@ def _candidates(now: datetime, window: timedelta) -> list[int]:
         horizon = sla.calendar_for(plan).add(now, window)
         ids += db.session.scalars(
             sa.select(Ticket.id).where(
-                Ticket.kind == "standard",
-                Ticket.status.in_(sla.OPEN_STATUSES),
+                Ticket.kind == TicketKind.STANDARD,
+                Ticket.status.in_(TicketStatus.open()),
                 Ticket.sla_plan_name == name,
                 sa.or_(
                     sa.and_(
@@ -163,7 +157,7 @@ def _warn(
         ticket,
         "staff_breach_warning",
         f"breach-warning-{target.name}",
-        target=TARGET_LABELS[target.name],
+        target=SlaTarget.label_of(target.name).lower(),
         due_local=sla.format_due(target.due, calendar.timezone),
         timezone=calendar.timezone,
         left=format_duration(left) if left >= timedelta(minutes=1) else "under a minute",

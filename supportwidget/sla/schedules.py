@@ -14,13 +14,13 @@ from flask_babel import gettext, lazy_gettext
 from supportwidget.models import Client, SlaPause, SlaPlan, Ticket, db
 from supportwidget.platform import i18n
 from supportwidget.sla.business_time import BusinessCalendar, parse_duration
+from supportwidget.vocab import TicketKind, TicketStatus
 
 FCFS_EXPECTATION = lazy_gettext(
     "We usually get to requests within a few hours to a couple of days, depending on how "
     "complex they are and on having all the information we need. Requests from clients "
     "without a support plan are handled first come, first served."
 )
-OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
 
 
 @functools.lru_cache(maxsize=64)
@@ -91,12 +91,12 @@ def schedule_new(ticket: Ticket, now: datetime) -> None:
 
 def queue_position(ticket: Ticket) -> int | None:
     """Return the ticket's place among open requests of clients without an SLA."""
-    if ticket.kind != "standard" or ticket.sla_plan_name is not None or not ticket.is_open:
+    if ticket.is_emergency or ticket.sla_plan_name is not None or not ticket.is_open:
         return None
     query = sa.select(sa.func.count(Ticket.id)).where(
-        Ticket.kind == "standard",
+        Ticket.kind == TicketKind.STANDARD,
         Ticket.sla_plan_name.is_(None),
-        Ticket.status.in_(OPEN_STATUSES),
+        Ticket.status.in_(TicketStatus.open()),
         Ticket.id <= ticket.id,
     )
     with db.session.no_autoflush:  # the ticket itself is already flushed; nothing else matters
@@ -110,7 +110,7 @@ def format_due(moment: datetime, timezone: str) -> str:
 
 def expectation(ticket: Ticket) -> str:
     """Tell the requester when to expect work on a ticket, in the current language."""
-    if ticket.kind == "emergency":
+    if ticket.is_emergency:
         return gettext(
             "Our on-call team is being paged now and will contact you as soon as possible."
         )
@@ -171,7 +171,7 @@ def resume(ticket: Ticket, now: datetime) -> timedelta:
 
 def status_changed(ticket: Ticket, now: datetime) -> None:
     """Pause or resume the resolution clock after the ticket's status changed."""
-    if ticket.status == "waiting_on_client":
+    if ticket.status == TicketStatus.WAITING_ON_CLIENT:
         pause(ticket, now)
     else:
         resume(ticket, now)

@@ -6,7 +6,6 @@
   const d = document;
   const w = window;
   const P = 'supportwidget:';
-  const MAX_FILES = 5;
   const MAX_SIDE = 2560;
   const TYPES = /^image\/(png|jpeg|webp|gif)$/;
   const DRAFT_FIELDS = ['subject', 'description', 'needed_by', 'urgency_note', 'name', 'email',
@@ -269,7 +268,7 @@
         say(t('notImage', file.name));
         return;
       }
-      if (files.length + waiting >= MAX_FILES) {
+      if (files.length + waiting >= config.maxFiles) {
         say(t('tooMany'));
         return;
       }
