@@ -9,13 +9,14 @@ from typing import Any
 from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from supportwidget import commands, config, health, models, worker
+from supportwidget import commands, config, health, models, vocab, worker
 from supportwidget.demo import seed
 from supportwidget.emergencies import webhooks
 from supportwidget.intake import views
 from supportwidget.notify.channels import email, sms, voice
 from supportwidget.platform import database, errors, i18n, limits, logs, security
-from supportwidget.staff import admin, api, auth, billing, dashboard
+from supportwidget.sites import api as heartbeat_api
+from supportwidget.staff import admin, api, auth, billing, dashboard, sites
 
 # Each domain package keeps its own templates; template names are unique across them.
 TEMPLATE_PACKAGES = ("platform", "intake", "tickets", "emergencies", "sla", "notify", "staff")
@@ -29,6 +30,8 @@ BLUEPRINTS = (
     dashboard.bp,
     billing.bp,
     admin.bp,
+    sites.bp,
+    heartbeat_api.bp,
 )
 
 
@@ -76,6 +79,12 @@ def _bind(app: Flask) -> None:
     security.init_app(app)
     logs.init_app(app)
     auth.init_app(app)
+    # Templates list and label the closed sets from vocab.py, never spelling a value out.
+    app.jinja_env.globals.update(
+        {closed_set.__name__: closed_set for closed_set in vocab.CLOSED_SETS},
+        STATUS_FILTERS=vocab.STATUS_FILTERS,
+        MAX_SCREENSHOTS=vocab.MAX_SCREENSHOTS,
+    )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     commands.init_app(app)

@@ -15,6 +15,8 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from supportwidget import vocab
+
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 
@@ -159,7 +161,7 @@ DASHBOARD_AT_RISK_MINUTES = 60
 #: The agency's timezone (clients without an SLA, billing months).
 DEFAULT_TIMEZONE = "UTC"
 #: The agency's business hours.
-DEFAULT_HOURS = "mon-fri 09:00-17:30"
+DEFAULT_HOURS = vocab.BUSINESS_WEEK
 #: The agency's public holidays: a country (and subdivision) code such as GB or US-CA.
 DEFAULT_HOLIDAYS: str | None = None
 #: Extra closed dates of the agency (ISO dates).

@@ -11,6 +11,7 @@ from supportwidget.models import Heartbeat, Notification, db, utcnow
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.platform import jobs
 from supportwidget.platform.heartbeat import SCHEDULER
+from supportwidget.vocab import NotificationStatus
 
 bp = Blueprint("health", __name__)
 
@@ -25,7 +26,9 @@ def healthz() -> tuple[Response, int]:
             sa.select(sa.func.max(Heartbeat.beat_at)).where(Heartbeat.name != SCHEDULER)
         )
         backlog = db.session.scalar(
-            sa.select(sa.func.count(Notification.id)).where(Notification.status == "pending")
+            sa.select(sa.func.count(Notification.id)).where(
+                Notification.status == NotificationStatus.PENDING
+            )
         )
         report["database"] = "ok"
     except sa.exc.SQLAlchemyError as exc:

@@ -21,6 +21,8 @@ from sqlalchemy.orm import (
 from werkzeug.routing import IntegerConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from supportwidget.vocab import NotificationStatus, StaffRole, TicketKind, TicketStatus
+
 
 class UTCDateTime(sa.types.TypeDecorator):
     """Store aware datetimes as naive UTC so SQLite and PostgreSQL agree."""
@@ -135,10 +137,12 @@ class Site(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     client: Mapped[Client] = relationship(back_populates="sites")
+    heartbeat: Mapped[SiteHeartbeat | None] = relationship(back_populates="site")
 
     @classmethod
-    def by_key(cls, site_key: str) -> Site | None:
-        """Return the site a key opens (a previous key too, until it expires), with its client."""
+    def find_by_key(cls, site_key: str) -> Site | None:
+        """Return the site a key names: its current key, or a rotated one still in its grace."""
+        # Pages show the client's name: load it with the site.
         with_client = sa.select(cls).options(joinedload(cls.client))
         site = db.session.scalar(with_client.where(cls.site_key == site_key))
         if site is None:
@@ -162,7 +166,7 @@ class Staff(db.Model):
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)
     on_call: Mapped[bool] = mapped_column(default=False)
-    role: Mapped[str] = mapped_column(sa.String(10), default="agent")
+    role: Mapped[str] = mapped_column(sa.String(10), default=StaffRole.AGENT)
     password_hash: Mapped[str | None] = mapped_column(sa.String(300))
     api_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     session_version: Mapped[int] = mapped_column(default=0)
@@ -170,7 +174,7 @@ class Staff(db.Model):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == StaffRole.ADMIN
 
     def set_password(self, password: str) -> None:
         """Hash and store a new password."""
@@ -190,7 +194,7 @@ class Ticket(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(10), default="standard")
+    kind: Mapped[str] = mapped_column(sa.String(10), default=TicketKind.STANDARD)
     category: Mapped[str | None] = mapped_column(sa.String(10))
     subject: Mapped[str] = mapped_column(sa.String(150))
     description: Mapped[str] = mapped_column(sa.Text)
@@ -209,7 +213,7 @@ class Ticket(db.Model):
     locale: Mapped[str | None] = mapped_column(sa.String(10))
     billing_consent: Mapped[bool] = mapped_column(default=False)
     form_nonce: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="new", index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default=TicketStatus.NEW, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sla_plan_name: Mapped[str | None] = mapped_column(sa.String(80))
     first_response_due: Mapped[datetime | None]
@@ -244,7 +248,12 @@ class Ticket(db.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status not in ("resolved", "closed")
+        # Not "in open()": a ticket not yet flushed has no status yet, and it is new.
+        return self.status not in TicketStatus.finished()
+
+    @property
+    def is_emergency(self) -> bool:
+        return self.kind == TicketKind.EMERGENCY
 
     @property
     def requester_vouched_for(self) -> bool:
@@ -261,7 +270,7 @@ class Ticket(db.Model):
         """Recompute where the ticket sorts: emergencies first, closed work last."""
         if not self.is_open:
             self.queue_rank = 9
-        elif self.kind == "emergency":
+        elif self.is_emergency:
             self.queue_rank = 1 if self.acknowledged_at else 0
         else:
             self.queue_rank = 2
@@ -297,7 +306,9 @@ class Notification(db.Model):
     body_html: Mapped[str | None] = mapped_column(sa.Text)
     reply_to: Mapped[str | None] = mapped_column(sa.String(254))
     with_attachments: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(sa.String(10), default="pending", index=True)
+    status: Mapped[str] = mapped_column(
+        sa.String(10), default=NotificationStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None]
@@ -333,6 +344,34 @@ class Heartbeat(db.Model):
     name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     beat_at: Mapped[datetime]
     holder: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class SiteHeartbeat(db.Model):
+    """The latest heartbeat from a site's WordPress plugin: versions and the core-file check."""
+
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), primary_key=True)
+    received_at: Mapped[datetime]
+    # When the plugin signed it (its clock), as the signature says.
+    signed_at: Mapped[datetime]
+    wordpress: Mapped[str] = mapped_column(sa.String(40))
+    php: Mapped[str] = mapped_column(sa.String(40))
+    theme: Mapped[str] = mapped_column(sa.String(200))
+    plugin_version: Mapped[str] = mapped_column(sa.String(40))
+    #: Active plugins: [{"file", "name", "version"}].
+    plugins: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    #: ok (every core file matches), changed (modified or added files), unavailable.
+    core_status: Mapped[str] = mapped_column(sa.String(12))
+    #: The core-file check: checked, modified/added [{"path", "md5"}], missing [path].
+    core: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    site: Mapped[Site] = relationship(back_populates="heartbeat")
+
+    #: The plugin beats every 5 minutes: three missed beats in a row are worth a look.
+    STALE_AFTER = timedelta(minutes=15)
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """Tell whether the site has been silent for longer than STALE_AFTER."""
+        return (now or utcnow()) - self.received_at > self.STALE_AFTER
 
 
 class TimeEntry(db.Model):

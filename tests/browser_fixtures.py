@@ -176,11 +176,30 @@ def _stop_waitress(server: Any, thread: threading.Thread) -> None:
     server.task_dispatcher.shutdown()
 
 
+def waitress_server() -> Any:
+    """Bind waitress to a free 127.0.0.1 port, to be handed its app once the port is known."""
+    return waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0, threads=4)
+
+
+@contextmanager
+def serving(server: Any, app: Flask) -> Iterator[str]:
+    """Serve ``app`` on a server from ``waitress_server`` and yield its URL."""
+    server.application = app
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        _stop_waitress(server, thread)
+        with app.app_context():
+            db.engine.dispose()
+
+
 @pytest.fixture
 def live_server(tmp_path: Path, smtp_server: Any) -> Iterator[LiveService]:
     """Run the service under waitress and a host site on another origin."""
     host = HostSite()
-    server = waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0, threads=4)
+    server = waitress_server()
     url = f"http://127.0.0.1:{server.effective_port}"
     app = make_app(
         f"sqlite:///{tmp_path / 'live.sqlite'}",
@@ -190,18 +209,12 @@ def live_server(tmp_path: Path, smtp_server: Any) -> Iterator[LiveService]:
         QUEUE_IMMEDIATE=True,
     )
     key = _seed(app, host.origin)
-    # waitress was bound first to learn its port; now hand it the real app.
-    server.application = app
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    host.start()
-    try:
-        yield LiveService(url=url, app=app, site_key=key, smtp=smtp_server, host=host)
-    finally:
-        host.stop()
-        _stop_waitress(server, thread)
-        with app.app_context():
-            db.engine.dispose()
+    with serving(server, app):
+        host.start()
+        try:
+            yield LiveService(url=url, app=app, site_key=key, smtp=smtp_server, host=host)
+        finally:
+            host.stop()
 
 
 @pytest.fixture(scope="session")

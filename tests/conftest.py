@@ -20,6 +20,8 @@ from supportwidget.models import Client, Site, Staff, db
 from supportwidget.platform.database import init_schema
 
 pytest_plugins = ["smtp_fixtures", "vonage_standin"]
+# Test modules import helpers from these fixture modules: rewrite their asserts too.
+pytest.register_assert_rewrite("browser_fixtures", "wordpress_fixtures")
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]

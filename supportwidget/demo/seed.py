@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app
 
 from supportwidget.models import Client, Site, SlaPlan, Staff, db
 from supportwidget.platform.database import init_schema
+from supportwidget.vocab import BUSINESS_WEEK, StaffRole
 
 bp = Blueprint("demo", __name__)
 EXAMPLE_PAGE = Path(__file__).resolve().parent / "client-dashboard.html"
@@ -30,7 +31,7 @@ def seed(port: int) -> Site:
     gold = SlaPlan(
         name="Gold",
         timezone="Europe/London",
-        hours="mon-fri 09:00-17:30",
+        hours=BUSINESS_WEEK,
         holiday_country="GB",
         first_response_minutes=240,
         resolution_minutes=960,
@@ -59,7 +60,7 @@ def seed(port: int) -> Site:
     admin = Staff(
         name="Alice Admin",
         email="alice@agency.test",
-        role="admin",
+        role=StaffRole.ADMIN,
         on_call=True,
         phone="+447700900001",
     )

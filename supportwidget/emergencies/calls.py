@@ -11,17 +11,19 @@ from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import Notification, TicketEvent, db
 from supportwidget.notify import messages
 from supportwidget.notify.channels import voice, vonage_calls
+from supportwidget.vocab import CallOutcome, NotificationChannel
 
-# Vonage's call statuses that say how a call ended up, as staff read them on the timeline.
-OUTCOMES = {
-    "answered": "answered",
-    "busy": "busy",
-    "timeout": "no answer",
-    "unanswered": "no answer",
-    "failed": "failed",
-    "rejected": "rejected",
-    "cancelled": "cancelled",
-    "machine": "voicemail: hung up",
+# Vonage's call statuses that say how a call ended up; the rest (started, ringing,
+# completed) say the call went on as expected.
+VONAGE_OUTCOMES = {
+    "answered": CallOutcome.ANSWERED,
+    "busy": CallOutcome.BUSY,
+    "timeout": CallOutcome.NO_ANSWER,
+    "unanswered": CallOutcome.NO_ANSWER,
+    "failed": CallOutcome.FAILED,
+    "rejected": CallOutcome.REJECTED,
+    "cancelled": CallOutcome.CANCELLED,
+    "machine": CallOutcome.VOICEMAIL,
 }
 ACKNOWLEDGE_KEY = "1"
 
@@ -31,9 +33,9 @@ NCCO = list[dict[str, Any]]
 def call_row(notification_id: int | None) -> Notification | None:
     """Return the call a callback names (its outbox row), or None if there is no such call."""
     row = db.session.get(Notification, notification_id) if notification_id is not None else None
-    if row is None or row.channel != "voice" or row.ticket is None or row.staff is None:
+    if row is None or row.channel != NotificationChannel.VOICE:
         return None
-    return row
+    return row if row.ticket is not None and row.staff is not None else None
 
 
 def _still_paging(row: Notification) -> bool:
@@ -66,11 +68,13 @@ def pressed(row: Notification, digits: str) -> NCCO:
 
 def record_outcome(row: Notification, status: str) -> bool:
     """Put a call's outcome on the timeline (not committed); False for a passing status."""
-    outcome = OUTCOMES.get(status)
+    outcome = VONAGE_OUTCOMES.get(status)
     if outcome is None:
-        return False  # started, ringing, completed: the call went on as expected
+        return False
     row.delivery_status = status
     row.ticket.events.append(  # type: ignore[union-attr]
-        TicketEvent(kind="call", staff=row.staff, detail={"outcome": outcome, "to": row.recipient})
+        TicketEvent(
+            kind="call", staff=row.staff, detail={"outcome": outcome.value, "to": row.recipient}
+        )
     )
     return True

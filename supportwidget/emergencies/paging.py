@@ -26,6 +26,14 @@ from supportwidget.platform import jobs
 from supportwidget.sla import deadlines
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import (
+    EmergencyCategory,
+    NotificationChannel,
+    NotificationStatus,
+    StaffRole,
+    TicketKind,
+    TicketStatus,
+)
 from supportwidget.watch import probe
 from supportwidget.watch.probe import CheckResult
 
@@ -62,7 +70,7 @@ def open_emergency(
         ticket = tickets.new_ticket(
             site,
             request,
-            kind="emergency",
+            kind=TicketKind.EMERGENCY,
             category=category,
             callback_phone=callback_phone,
             billing_consent=billing_consent,
@@ -91,7 +99,12 @@ def check_site(site: Site) -> CheckResult:
 
 def needs_confirmation(category: str, site_check: CheckResult | None, confirmed: bool) -> bool:
     """Tell whether to ask "still file an emergency?" first: an offline site that loads."""
-    return category == "offline" and site_check is not None and site_check.ok and not confirmed
+    return (
+        category == EmergencyCategory.OFFLINE
+        and site_check is not None
+        and site_check.ok
+        and not confirmed
+    )
 
 
 def schedule_repage(ticket_id: int, at: datetime | None) -> None:
@@ -102,7 +115,7 @@ def schedule_repage(ticket_id: int, at: datetime | None) -> None:
     makes a frightened client file the emergency (and page everyone) a second time.
     """
     try:
-        jobs.enqueue("repage", ticket_id, lane=CHANNELS["sms"].lane, at=at)
+        jobs.enqueue("repage", ticket_id, lane=CHANNELS[NotificationChannel.SMS].lane, at=at)
     except Exception:  # noqa: BLE001 - next_page_at in the ticket row drives repage_due
         log.exception(
             "could not hand over the re-page of ticket %s; the periodic job will", ticket_id
@@ -200,7 +213,7 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
 
     The acknowledgement is the emergency response: it meets or misses the plan's target.
     """
-    if ticket.kind != "emergency" or ticket.acknowledged_at is not None or not ticket.is_open:
+    if not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open:
         return False
     now = utcnow()
     claimed = db.session.execute(
@@ -215,8 +228,8 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     cancel_pending_pages(ticket, f"{ticket.reference} was acknowledged by {member.name} first")
     ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
     deadlines.respond(ticket, now)
-    if ticket.status == "new":
-        ticket.status = "in_progress"
+    if ticket.status == TicketStatus.NEW:
+        ticket.status = TicketStatus.IN_PROGRESS
     ticket.update_queue_rank()
     rows = tell_paged(ticket, "acknowledged", "ack-notice", actor=member, acker=member)
     rows.append(
@@ -276,10 +289,10 @@ def cancel_pending_pages(ticket: Ticket, why: str) -> None:
         sa.update(Notification)
         .where(
             Notification.ticket_id == ticket.id,
-            Notification.status == "pending",
+            Notification.status == NotificationStatus.PENDING,
             _paging(Notification.purpose),
         )
-        .values(status="failed", last_error=outbox.WITHDRAWN + why)
+        .values(status=NotificationStatus.FAILED, last_error=outbox.WITHDRAWN + why)
     )
 
 
@@ -289,7 +302,7 @@ def latest_open_emergency_for(member: Staff) -> Ticket | None:
         sa.select(Ticket)
         .join(Notification, Notification.ticket_id == Ticket.id)
         .where(
-            Ticket.kind == "emergency",
+            Ticket.kind == TicketKind.EMERGENCY,
             Ticket.acknowledged_at.is_(None),
             Notification.staff_id == member.id,
             _paging(Notification.purpose),
@@ -328,7 +341,7 @@ def repage(ticket_id: int, now: datetime | None = None) -> bool:
         rows += [
             messages.email(ticket, "admin_unacknowledged", admin.email, "escalation", staff=admin)
             for admin in db.session.scalars(
-                sa.select(Staff).where(Staff.active, Staff.role == "admin")
+                sa.select(Staff).where(Staff.active, Staff.role == StaffRole.ADMIN)
             )
         ]
     db.session.commit()
@@ -343,7 +356,9 @@ def repage_due(now: datetime | None = None) -> int:
     now = now or utcnow()
     due = db.session.scalars(
         sa.select(Ticket.id).where(
-            Ticket.kind == "emergency", Ticket.acknowledged_at.is_(None), Ticket.next_page_at <= now
+            Ticket.kind == TicketKind.EMERGENCY,
+            Ticket.acknowledged_at.is_(None),
+            Ticket.next_page_at <= now,
         )
     ).all()
     return sum(repage(ticket_id, now) for ticket_id in due)
@@ -351,7 +366,8 @@ def repage_due(now: datetime | None = None) -> int:
 
 def report_unpaged(row: Notification) -> list[Notification]:
     """E-mail staff that a page did not reach someone (failed send or delivery receipt)."""
-    if row.channel != "sms" or not row.purpose.startswith(PAGE) or row.ticket is None:
+    a_page = row.channel == NotificationChannel.SMS and row.purpose.startswith(PAGE)
+    if not a_page or row.ticket is None:
         return []
     if outbox.withdrawn(row):
         return []
@@ -360,7 +376,7 @@ def report_unpaged(row: Notification) -> list[Notification]:
 
 def report_flood(site_key: str, address: str) -> None:
     """E-mail staff once per site and hour that an address hit the emergency form's limit."""
-    site = Site.by_key(site_key)
+    site = Site.find_by_key(site_key)
     if site is None:
         return
     hour = utcnow().strftime("%Y-%m-%dT%H")

@@ -17,17 +17,21 @@ from flask_babel import gettext
 from supportwidget.models import SlaPlan, Ticket, TicketEvent
 from supportwidget.platform import i18n
 from supportwidget.sla import schedules as sla
+from supportwidget.vocab import (
+    EmergencyCategory,
+    EmergencyPhase,
+    OfflineAnswer,
+    TicketStatus,
+    TriageDecision,
+)
 from supportwidget.watch.probe import CheckResult
-
-PAGING, ACKNOWLEDGED, DOWNGRADED, RESOLVED = "paging", "acknowledged", "downgraded", "resolved"
-CLOSED_STATUSES = ("resolved", "closed")
 
 
 @dataclass(frozen=True)
 class Step:
     """One change an emergency went through: when, by whom, and why (a downgrade)."""
 
-    phase: str
+    phase: EmergencyPhase
     at: datetime
     by: str | None = None
     reason: str | None = None
@@ -35,13 +39,7 @@ class Step:
     @property
     def label(self) -> str:
         """Name the step for the requester, in the current language."""
-        if self.phase == ACKNOWLEDGED:
-            return gettext("acknowledged by %(name)s", name=self.by)
-        if self.phase == DOWNGRADED:
-            return gettext("made a standard request by %(name)s", name=self.by)
-        if self.phase == RESOLVED:
-            return gettext("resolved")
-        return gettext("filed, on-call team paged")
+        return str(self.phase.requester_label) % {"name": self.by}
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class EmergencyState:
     """Where an emergency stands now, and the steps that brought it there."""
 
     reference: str
-    phase: str
+    phase: EmergencyPhase
     steps: tuple[Step, ...]
     page_round: int
     plan: SlaPlan | None
@@ -63,14 +61,15 @@ class EmergencyState:
     @property
     def question(self) -> str | None:
         """Return the category's question, in the current language."""
-        question = i18n.CATEGORY_QUESTIONS.get(self.category or "")
-        return None if question is None else str(question)
+        category = EmergencyCategory.lookup(self.category)
+        return None if category is None else str(category.question)
 
     @property
     def answer_text(self) -> str | None:
         """Return the requester's answer to the question, as they chose or wrote it."""
-        if self.category == "offline" and self.answer in i18n.OFFLINE_ANSWERS:
-            return str(i18n.OFFLINE_ANSWERS[self.answer])
+        chosen = OfflineAnswer.lookup(self.answer)
+        if self.category == EmergencyCategory.OFFLINE and chosen is not None:
+            return str(chosen.requester_label)
         return self.answer
 
     @property
@@ -80,20 +79,29 @@ class EmergencyState:
             return None
         return f"our check of {self.check.url}: {self.check.summary}"
 
-    def step(self, phase: str) -> Step | None:
+    def step(self, phase: EmergencyPhase) -> Step | None:
         """Return the step of a phase, if the emergency reached it."""
         return next((step for step in self.steps if step.phase == phase), None)
 
     @property
     def is_paging(self) -> bool:
-        return self.phase == PAGING
+        return self.phase == EmergencyPhase.PAGING
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.phase == EmergencyPhase.RESOLVED
+
+    @property
+    def downgrade(self) -> Step | None:
+        """Return the downgrade, with its reason, if staff made it a standard request."""
+        return self.step(EmergencyPhase.DOWNGRADED)
 
     @property
     def headline(self) -> str:
         """Say where the emergency stands, to the requester, in the current language."""
         step = self.steps[-1]
         when = i18n.utc_time(step.at, time_only=True)
-        if self.phase == ACKNOWLEDGED:
+        if self.phase == EmergencyPhase.ACKNOWLEDGED:
             return gettext(
                 "Emergency %(reference)s: %(name)s from our on-call team took it at %(time)s "
                 "and is working on it.",
@@ -101,7 +109,7 @@ class EmergencyState:
                 name=step.by,
                 time=when,
             )
-        if self.phase == DOWNGRADED:
+        if self.phase == EmergencyPhase.DOWNGRADED:
             return gettext(
                 "%(reference)s is no longer handled as an emergency: %(name)s made it a "
                 "standard request at %(time)s.",
@@ -109,7 +117,7 @@ class EmergencyState:
                 name=step.by,
                 time=when,
             )
-        if self.phase == RESOLVED:
+        if self.phase == EmergencyPhase.RESOLVED:
             return gettext(
                 "%(reference)s was resolved at %(time)s.", reference=self.reference, time=when
             )
@@ -122,17 +130,17 @@ class EmergencyState:
         """Say where the emergency stands, to staff (English)."""
         step = self.steps[-1]
         when = step.at.strftime("%H:%M UTC")
-        if self.phase == ACKNOWLEDGED:
+        if self.phase == EmergencyPhase.ACKNOWLEDGED:
             return f"acknowledged by {step.by} at {when}, {self._response_time()}"
-        if self.phase == DOWNGRADED:
+        if self.phase == EmergencyPhase.DOWNGRADED:
             return f"downgraded by {step.by} at {when}: {step.reason}"
-        if self.phase == RESOLVED:
+        if self.phase == EmergencyPhase.RESOLVED:
             return f"resolved{f' by {step.by}' if step.by else ''} at {when}"
         return f"paging, round {self.page_round}: nobody has acknowledged yet"
 
     def _response_time(self) -> str:
         """Say how long the acknowledgement took, against the plan's target if there is one."""
-        filed, acked = self.steps[0].at, self.step(ACKNOWLEDGED)
+        filed, acked = self.steps[0].at, self.step(EmergencyPhase.ACKNOWLEDGED)
         took = _minutes(acked.at - filed) if acked else "?"
         if self.response_due is None or acked is None:
             return f"{took} after filing"
@@ -173,7 +181,7 @@ def _minutes(span: timedelta) -> str:
 
 def was_emergency(ticket: Ticket) -> bool:
     """Tell whether a ticket was filed as an emergency (it may since have been downgraded)."""
-    return ticket.kind == "emergency" or ticket.triage_decision == "downgrade"
+    return ticket.is_emergency or ticket.triage_decision == TriageDecision.DOWNGRADE
 
 
 def _last_event(ticket: Ticket, kind: str, matches: Callable[[dict], bool]) -> TicketEvent | None:
@@ -183,7 +191,7 @@ def _last_event(ticket: Ticket, kind: str, matches: Callable[[dict], bool]) -> T
 
 
 def _step(
-    phase: str, event: TicketEvent | None, fallback: datetime, reason: str | None = None
+    phase: EmergencyPhase, event: TicketEvent | None, fallback: datetime, reason: str | None = None
 ) -> Step:
     """Return the step an event records (by whom, when); the fallback time if it is missing."""
     by = event.staff.name if event is not None and event.staff is not None else None
@@ -192,16 +200,17 @@ def _step(
 
 def _steps(ticket: Ticket) -> list[Step]:
     """Return the steps the emergency reached, in order."""
-    steps = [Step(PAGING, ticket.created_at)]
+    steps = [Step(EmergencyPhase.PAGING, ticket.created_at)]
     if ticket.acknowledged_at is not None:
         by = ticket.acknowledged_by.name if ticket.acknowledged_by else None
-        steps.append(Step(ACKNOWLEDGED, ticket.acknowledged_at, by))
-    if ticket.triage_decision == "downgrade":
-        event = _last_event(ticket, "triage", lambda d: d.get("decision") == "downgrade")
-        steps.append(_step(DOWNGRADED, event, steps[-1].at, ticket.triage_reason))
+        steps.append(Step(EmergencyPhase.ACKNOWLEDGED, ticket.acknowledged_at, by))
+    if ticket.triage_decision == TriageDecision.DOWNGRADE:
+        downgraded = TriageDecision.DOWNGRADE
+        event = _last_event(ticket, "triage", lambda d: d.get("decision") == downgraded)
+        steps.append(_step(EmergencyPhase.DOWNGRADED, event, steps[-1].at, ticket.triage_reason))
     if not ticket.is_open:
-        event = _last_event(ticket, "status", lambda d: d.get("to") in CLOSED_STATUSES)
-        steps.append(_step(RESOLVED, event, steps[-1].at))
+        event = _last_event(ticket, "status", lambda d: d.get("to") in TicketStatus.finished())
+        steps.append(_step(EmergencyPhase.RESOLVED, event, steps[-1].at))
     return steps
 
 

@@ -35,17 +35,18 @@ from wtforms.validators import (
 )
 
 from supportwidget.models import utcnow
-from supportwidget.platform import i18n, plaintext, tokens
+from supportwidget.platform import plaintext, tokens
 from supportwidget.platform.screenshots import (
-    MAX_SCREENSHOTS,
     Screenshot,
     Upload,
     clean_uploads,
     screen_uploads,
 )
+from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory, OfflineAnswer
 
 MAX_PAGE_META = 8192
-CATEGORIES = [SelectChoice(value, label) for value, label in i18n.CATEGORY_NAMES.items()]
+CATEGORIES = [SelectChoice(c.value, c.requester_label) for c in EmergencyCategory]
+OFFLINE_ANSWERS = [SelectChoice(a.value, a.requester_label) for a in OfflineAnswer]
 
 
 class SiteFormToken(CSRF):
@@ -197,7 +198,7 @@ class StandardRequestForm(RequestForm):
     )
 
 
-def answered_if(category: str) -> Any:
+def answered_if(category: EmergencyCategory) -> Any:
     """Require a category's question to be answered when that category is chosen."""
 
     def check(form: Any, field: Any) -> None:
@@ -210,6 +211,14 @@ def answered_if(category: str) -> Any:
     return check
 
 
+def worded_answer(category: EmergencyCategory) -> Any:
+    """Return the field answering a category's question in the requester's own words."""
+    return StringField(
+        category.question,
+        validators=[answered_if(category), Optional(), Length(max=500), one_line_only],
+    )
+
+
 class EmergencyForm(RequestForm):
     category = RadioField(
         _l("What is happening?"),
@@ -218,19 +227,13 @@ class EmergencyForm(RequestForm):
     )
     # One question per category, asked before anyone is paged; only the chosen one counts.
     offline_answer = RadioField(
-        i18n.CATEGORY_QUESTIONS["offline"],
-        choices=[SelectChoice(value, label) for value, label in i18n.OFFLINE_ANSWERS.items()],
-        validators=[answered_if("offline"), Optional()],
+        EmergencyCategory.OFFLINE.question,
+        choices=OFFLINE_ANSWERS,
+        validators=[answered_if(EmergencyCategory.OFFLINE), Optional()],
         validate_choice=False,
     )
-    hacked_answer = StringField(
-        i18n.CATEGORY_QUESTIONS["hacked"],
-        validators=[answered_if("hacked"), Optional(), Length(max=500), one_line_only],
-    )
-    broken_answer = StringField(
-        i18n.CATEGORY_QUESTIONS["broken"],
-        validators=[answered_if("broken"), Optional(), Length(max=500), one_line_only],
-    )
+    hacked_answer = worded_answer(EmergencyCategory.HACKED)
+    broken_answer = worded_answer(EmergencyCategory.BROKEN)
     callback_phone = StringField(
         _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40), one_line_only]
     )
@@ -247,7 +250,8 @@ class EmergencyForm(RequestForm):
 
     def validate_offline_answer(self, field: Any) -> None:
         """Accept only the two answers offered (any answer, when offline was not chosen)."""
-        if self.category.data == "offline" and field.data not in i18n.OFFLINE_ANSWERS:
+        offline = self.category.data == EmergencyCategory.OFFLINE
+        if offline and OfflineAnswer.lookup(field.data) is None:
             raise ValidationError(gettext("Please answer this question: yes or no."))
 
     def validate_billing_consent(self, field: Any) -> None:
@@ -286,6 +290,7 @@ def form_strings() -> dict[str, str]:
         "sendFailed": gettext(
             "Your request could not be sent. Please check your connection and try again."
         ),
+        "verified": gettext("Signed in as %(name)s (verified)", name=name),
     }
 
 

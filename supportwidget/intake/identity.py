@@ -1,14 +1,17 @@
 """Signed identity: the CMS vouches for the signed-in user with an HMAC made from the site secret.
 
 Format of `data-user-signature`: "<unix timestamp>.<hex HMAC-SHA256>", the HMAC taken with
-the site secret over the lines: site key, lower-cased e-mail, name, timestamp.
-The WordPress plugin in examples/ makes it; tests share one vector file with its PHP test.
+the site secret over the lines: site key, lower-cased e-mail, name, timestamp. "Trimmed" and
+"lower-cased" mean what PHP's trim() and ASCII case folding do, so PHP and Python agree on
+every name (a trailing no-break space stays; 'É' stays 'É'). The WordPress plugin in examples/
+makes it; tests share one vector file (examples/wordpress/tests/vectors.json) with its PHP test.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import string
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +28,15 @@ class Identity:
     email: str
 
 
+# What PHP's trim() removes, and ASCII case folding (PHP's strtolower since 8.2).
+PHP_TRIM = " \t\n\r\x00\x0b"
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def signed_message(site_key: str, email: str, name: str, timestamp: int) -> bytes:
     """Return the exact bytes the HMAC covers."""
-    return "\n".join([site_key, email.strip().lower(), name.strip(), str(timestamp)]).encode()
+    email = email.strip(PHP_TRIM).translate(ASCII_LOWER)
+    return "\n".join([site_key, email, name.strip(PHP_TRIM), str(timestamp)]).encode()
 
 
 def sign(secret: str, site_key: str, email: str, name: str, timestamp: int) -> str:

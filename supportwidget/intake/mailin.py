@@ -27,7 +27,6 @@ from supportwidget.models import Client, HandledMessage, HeldMessage, Staff, Tic
 from supportwidget.notify import messages, outbox
 from supportwidget.platform import plaintext
 from supportwidget.platform.screenshots import (
-    MAX_SCREENSHOTS,
     Screenshot,
     Upload,
     clean_uploads,
@@ -35,6 +34,7 @@ from supportwidget.platform.screenshots import (
 )
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import MAX_SCREENSHOTS
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 30 * 1024 * 1024

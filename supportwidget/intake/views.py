@@ -38,6 +38,7 @@ from supportwidget.platform import errors, i18n, limits, screenshots, tokens
 from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory
 
 bp = Blueprint("hosted", __name__)
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _verified_identity() -> bool:
     """Tell whether the form carries the site's signed-in user, verified (never raises)."""
     try:
         meta = json.loads(request.form.get("page_meta") or "{}")
-        site = Site.by_key(_site_key())
+        site = Site.find_by_key(_site_key())
     except (ValueError, RecursionError, HTTPException):
         return False
     except SQLAlchemyError:
@@ -115,7 +116,7 @@ def tell_staff_if_limits_fail_open(response: Response) -> Response:
 
 def load_site(site_key: str) -> Site:
     """Return the enabled site for a key; 404 for unknown keys, 403 for disabled sites."""
-    site = Site.by_key(site_key)
+    site = Site.find_by_key(site_key)
     if site is None:
         abort(404, gettext("There is no support form at this address. Please check the link."))
     if not site.enabled:
@@ -144,6 +145,7 @@ def page(template: str, site: Site, status: int = 200, **context: Any) -> Respon
     config = {
         "allowedOrigins": site.allowed_origins,
         "maxBytes": current_app.config["MAX_SCREENSHOT_BYTES"],
+        "maxFiles": MAX_SCREENSHOTS,
         "embedded": embedded,
         # form.js speaks the page's language: its messages come from the catalogs.
         "strings": form_strings(),
@@ -259,7 +261,7 @@ def emergency_form(site_key: str) -> Response:
             "hosted/emergency.html", site, status=status, form=form, needs_consent=needs_consent
         )
     category = form.category.data
-    site_check = emergencies.check_site(site) if category == "offline" else None
+    site_check = emergencies.check_site(site) if category == EmergencyCategory.OFFLINE else None
     if emergencies.needs_confirmation(category, site_check, request.form.get("confirmed") == "1"):
         # 409, not 200: nothing was filed, so it does not count against the emergency limit.
         return page(

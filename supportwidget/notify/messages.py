@@ -16,6 +16,7 @@ from supportwidget.notify.gsm import SMS_LIMIT, fit, gsm_length, sms_text
 from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla.schedules import expectation
+from supportwidget.vocab import NotificationChannel
 
 # Templates whose reader is the requester (the rest go to staff and stay English).
 REQUESTER_TEMPLATES = ("requester_",)
@@ -130,7 +131,7 @@ def add_email(
     # By id, not relationship: appending to ticket.notifications would load the collection.
     row = Notification(
         ticket_id=ticket.id,
-        channel="email",
+        channel=NotificationChannel.EMAIL,
         recipient=recipient,
         staff_id=staff.id if staff else None,
         purpose=purpose,
@@ -153,7 +154,7 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
         body_text = render_template(f"email/{template}.txt", **context)
         body_html = render_template(f"email/{template}.html", **context)
     row = Notification(
-        channel="email",
+        channel=NotificationChannel.EMAIL,
         recipient=recipient,
         purpose=purpose,
         subject=one_line_subject(subject),
@@ -191,10 +192,14 @@ def sms(
     texts = [" ".join(text.split()) for text in parts.values()]
     # Rendered empty, each part may have folded away the one space it brings back.
     budget = SMS_LIMIT - gsm_length(render([""] * len(texts))) - len(texts)
-    return _to_phone(ticket, "sms", staff, purpose, sms_text(render(fit(texts, budget))))
+    return _to_phone(
+        ticket, NotificationChannel.SMS, staff, purpose, sms_text(render(fit(texts, budget)))
+    )
 
 
-def _to_phone(ticket: Ticket, channel: str, staff: Staff, purpose: str, text: str) -> Notification:
+def _to_phone(
+    ticket: Ticket, channel: NotificationChannel, staff: Staff, purpose: str, text: str
+) -> Notification:
     """Add an outbox row to a staff member's phone (an SMS or a call) to the session."""
     row = Notification(
         ticket_id=ticket.id,
@@ -218,7 +223,7 @@ def spoken(ticket: Ticket, template: str, **extra: Any) -> str:
 def call(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
     """Add a call outbox row to a staff member's phone (what it says is decided on answer)."""
     said = spoken(ticket, template, staff=staff, **extra)
-    return _to_phone(ticket, "voice", staff, purpose, said)
+    return _to_phone(ticket, NotificationChannel.VOICE, staff, purpose, said)
 
 
 def email_message(row: Notification) -> Message:

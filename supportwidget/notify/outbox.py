@@ -16,6 +16,7 @@ from supportwidget.notify import messages
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Outcome
 from supportwidget.platform import database, jobs
+from supportwidget.vocab import NotificationChannel, NotificationStatus, StaffRole
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def retry_window(row: Notification) -> timedelta:
     E-mail: OUTBOX_RETRY_HOURS, so a relay outage of days loses nothing. SMS and calls: until
     their emergency's next re-page round, which pages again; a page hours late helps nobody.
     """
-    if row.channel != "email":
+    if row.channel != NotificationChannel.EMAIL:
         return timedelta(seconds=float(current_app.config["EMERGENCY_REPAGE_INTERVAL"]))
     return timedelta(hours=float(current_app.config["OUTBOX_RETRY_HOURS"]))
 
@@ -63,10 +64,12 @@ def claim(ids: list[int], now: datetime | None = None) -> list[Notification]:
         sa.update(Notification)
         .where(
             Notification.id.in_(ids),
-            Notification.status == "pending",
+            Notification.status == NotificationStatus.PENDING,
             Notification.next_attempt_at <= now,
         )
-        .values(status="sending", attempts=Notification.attempts + 1, claimed_at=now)
+        .values(
+            status=NotificationStatus.SENDING, attempts=Notification.attempts + 1, claimed_at=now
+        )
         .returning(Notification),
         execution_options={"populate_existing": True},
     ).all()
@@ -107,20 +110,23 @@ def _record(rows: list[Notification], outcomes: list[Outcome], now: datetime) ->
     for row, (outcome, detail) in zip(rows, outcomes, strict=True):
         retry_at = next_attempt(row, now) if outcome == "retry" else None
         if outcome == "release":  # not attempted: back in the queue as it was
-            row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now
+            row.status, row.attempts = NotificationStatus.PENDING, row.attempts - 1
+            row.next_attempt_at = now
         elif outcome == "sent":
-            row.status, row.sent_at, row.provider_id, row.last_error = "sent", now, detail, None
+            row.status, row.sent_at = NotificationStatus.SENT, now
+            row.provider_id, row.last_error = detail, None
         elif retry_at is not None:
-            row.status, row.last_error, row.next_attempt_at = "pending", detail, retry_at
+            row.status, row.last_error = NotificationStatus.PENDING, detail
+            row.next_attempt_at = retry_at
         else:
-            row.status, row.last_error = "failed", detail
-        if row.status == "failed":
+            row.status, row.last_error = NotificationStatus.FAILED, detail
+        if row.status == NotificationStatus.FAILED:
             follow_ups += _follow_ups(row)
     database.commit_keeping_loaded()  # the log lines and retries below read the rows
     schedule(follow_ups)
     retries: dict[datetime, list[Notification]] = {}
     for row, (outcome, detail) in zip(rows, outcomes, strict=True):
-        if row.status == "pending":
+        if row.status == NotificationStatus.PENDING:
             retries.setdefault(row.next_attempt_at, []).append(row)
         log.info(
             "notification %s (%s, %s) %s%s",
@@ -199,13 +205,20 @@ def redrive(now: datetime | None = None) -> int:
     lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
     db.session.execute(
         sa.update(Notification)
-        .where(Notification.status == "sending", Notification.claimed_at < now - lease)
-        .values(status="pending", last_error="worker stopped while sending; retrying")
+        .where(
+            Notification.status == NotificationStatus.SENDING,
+            Notification.claimed_at < now - lease,
+        )
+        .values(
+            status=NotificationStatus.PENDING, last_error="worker stopped while sending; retrying"
+        )
     )
     db.session.commit()
     due = db.session.scalars(
         sa.select(Notification)
-        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .where(
+            Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now
+        )
         .order_by(Notification.channel.desc(), Notification.id)
         .limit(1000)
     ).all()
@@ -218,7 +231,8 @@ def deliver_due(now: datetime | None = None) -> int:
     now = now or utcnow()
     ids = db.session.scalars(
         sa.select(Notification.id).where(
-            Notification.status == "pending", Notification.next_attempt_at <= now
+            Notification.status == NotificationStatus.PENDING,
+            Notification.next_attempt_at <= now,
         )
     ).all()
     for chunk in _chunks(list(ids)):
@@ -233,7 +247,7 @@ def withdrawn(row: Notification) -> bool:
 
 def requeue(row: Notification, now: datetime) -> None:
     """Make a failed row pending again, with a fresh retry window (not yet committed)."""
-    row.status, row.attempts, row.last_error = "pending", 0, None
+    row.status, row.attempts, row.last_error = NotificationStatus.PENDING, 0, None
     row.queued_at = row.next_attempt_at = now
     row.claimed_at = row.failure_reported_at = None
 
@@ -249,11 +263,16 @@ def report_failures(now: datetime | None = None) -> int:
         return 0  # this hour's digest went out: later failures wait for the next one
     unreported = db.session.scalars(
         sa.select(Notification)
-        .where(Notification.status == "failed", Notification.failure_reported_at.is_(None))
+        .where(
+            Notification.status == NotificationStatus.FAILED,
+            Notification.failure_reported_at.is_(None),
+        )
         .order_by(Notification.id)
     ).all()
     failed = [r for r in unreported if r.purpose != DIGEST and not withdrawn(r)]
-    admins = db.session.scalars(sa.select(Staff).where(Staff.active, Staff.role == "admin")).all()
+    admins = db.session.scalars(
+        sa.select(Staff).where(Staff.active, Staff.role == StaffRole.ADMIN)
+    ).all()
     if failed and not admins:
         return 0  # kept unreported until there is someone to tell
     for row in unreported:

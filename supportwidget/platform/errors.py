@@ -34,11 +34,14 @@ class Error(BaseModel):
     message: str = Field(description="What went wrong, for people.")
 
 
-def error_response(status: int, message: str | None = None) -> Response:
-    """Return an error as JSON or as a page, depending on who asked."""
+def error_response(status: int, message: str | None = None, reason: str | None = None) -> Response:
+    """Return an error as JSON (with a machine-readable reason, if any) or as a page."""
     title = HTTP_STATUS_CODES.get(status, "Error")
     if request.path.startswith(JSON_PREFIXES):
-        response = jsonify(Error(error=title, message=message or title).model_dump(mode="json"))
+        body = Error(error=title, message=message or title).model_dump(mode="json")
+        # A machine-readable cause for a caller that acts on it (the WordPress plugin's
+        # heartbeat, which is not part of the staff API document).
+        response = jsonify({**body, "reason": reason} if reason else body)
     else:
         title = str(PAGE_TITLES.get(status, title))
         response = Response(render_template("error.html", title=title, message=message))

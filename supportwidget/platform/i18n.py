@@ -1,4 +1,4 @@
-"""Languages: what the requester reads is in English, French or German; staff read English.
+"""Languages: the requester reads their language (vocab.Language); staff read English.
 
 The locale comes from ``?locale=`` (the widget passes its ``data-locale``), else the
 browser's ``Accept-Language``, else English. Only the requester's pages (``/s/…``,
@@ -20,56 +20,16 @@ from babel.dates import format_datetime as babel_datetime
 from babel.dates import format_timedelta
 from babel.numbers import format_currency
 from flask import Flask, current_app, has_request_context, request
-from flask_babel import Babel, force_locale, get_locale, lazy_gettext, refresh
+from flask_babel import Babel, force_locale, get_locale, refresh
+
+from supportwidget.vocab import DEFAULT_LANGUAGE, EmergencyCategory, Language, TicketStatus
 
 babel = Babel()
 
-DEFAULT_LOCALE = "en"
-LOCALES = ("en", "fr", "de")
+DEFAULT_LOCALE = DEFAULT_LANGUAGE.value
+LOCALES = Language.values()
 # Requester-facing paths: the hosted forms, their answers and the status page.
 PUBLIC_PREFIXES = ("/s/", "/t/")
-
-# CLDR patterns per language: English keeps the house style "Tue 1 Dec, 13:00".
-DUE_PATTERNS = {
-    "en": "EEE d MMM, HH:mm",
-    "fr": "EEE d MMM, HH:mm",
-    "de": "EEE, d. MMM, HH:mm",
-}
-DATE_PATTERNS = {
-    "en": "EEE d MMM y",
-    "fr": "EEE d MMM y",
-    "de": "EEE, d. MMM y",
-}
-SENT_PATTERNS = {
-    "en": "EEE d MMM y, HH:mm",
-    "fr": "EEE d MMM y, HH:mm",
-    "de": "EEE, d. MMM y, HH:mm",
-}
-
-STATUS_NAMES = {
-    "new": lazy_gettext("New"),
-    "in_progress": lazy_gettext("In progress"),
-    "waiting_on_client": lazy_gettext("Waiting on you"),
-    "resolved": lazy_gettext("Resolved"),
-    "closed": lazy_gettext("Closed"),
-}
-# The only three emergencies; everything else is a standard request.
-CATEGORY_NAMES = {
-    "offline": lazy_gettext("Website offline / down"),
-    "hacked": lazy_gettext("Website seems hacked"),
-    "broken": lazy_gettext("Main website functionality not working"),
-}
-# The one question each emergency asks before it pages anyone.
-CATEGORY_QUESTIONS = {
-    "offline": lazy_gettext("Does your site fail to load for you now?"),
-    "hacked": lazy_gettext("What did you see?"),
-    "broken": lazy_gettext("What can your customers not do?"),
-}
-# The offline question is answered by choosing one of these.
-OFFLINE_ANSWERS = {
-    "yes": lazy_gettext("Yes, it does not load for me"),
-    "no": lazy_gettext("No, it loads for me"),
-}
 
 
 def supported(value: str | None) -> str | None:
@@ -96,6 +56,11 @@ def current_language() -> str:
     return supported(locale.language if locale else None) or DEFAULT_LOCALE
 
 
+def _language() -> Language:
+    """Return the language in use now, with its date patterns."""
+    return Language.lookup(current_language()) or DEFAULT_LANGUAGE
+
+
 def explicit_locale() -> str | None:
     """Return the supported ?locale= of this request, to carry into links and form actions."""
     return supported(request.args.get("locale")) if has_request_context() else None
@@ -112,23 +77,23 @@ def text_direction(language: str) -> str:
 
 def format_due(moment: datetime, timezone: str) -> str:
     """Return a due time in the current language and the plan's timezone."""
-    language = current_language()
+    language = _language()
     return babel_datetime(
-        moment, DUE_PATTERNS[language], tzinfo=ZoneInfo(timezone), locale=language
+        moment, language.due_pattern, tzinfo=ZoneInfo(timezone), locale=language.value
     )
 
 
 def format_day(day: date) -> str:
     """Return a calendar date in the current language: 'Mon 1 Mar 2027'."""
-    language = current_language()
-    return babel_date(day, DATE_PATTERNS[language], locale=language)
+    language = _language()
+    return babel_date(day, language.day_pattern, locale=language.value)
 
 
 def utc_time(moment: datetime, time_only: bool = False) -> str:
     """Return a stored (UTC) instant in the current language: 'Mon 30 Nov 2026, 11:30 UTC'."""
-    language = current_language()
-    pattern = "HH:mm" if time_only else SENT_PATTERNS[language]
-    return babel_datetime(moment, pattern, tzinfo=ZoneInfo("UTC"), locale=language) + " UTC"
+    language = _language()
+    pattern = "HH:mm" if time_only else language.sent_pattern
+    return babel_datetime(moment, pattern, tzinfo=ZoneInfo("UTC"), locale=language.value) + " UTC"
 
 
 def format_minutes(minutes: int) -> str:
@@ -150,14 +115,20 @@ def format_money(amount: Decimal | int | float, currency: str | None = None) -> 
 
 def status_name(status: str) -> str:
     """Return a ticket status as the requester reads it."""
-    name = STATUS_NAMES.get(status)
-    return str(name) if name is not None else status.replace("_", " ")
+    found = TicketStatus.lookup(status)
+    return status.replace("_", " ") if found is None else str(found.requester_label)
+
+
+def status_note(status: str) -> str | None:
+    """Return what the requester is asked to do in a status, if anything."""
+    found = TicketStatus.lookup(status)
+    return None if found is None or found.requester_note is None else str(found.requester_note)
 
 
 def category_name(category: str | None) -> str:
     """Return an emergency category as the requester reads it."""
-    name = CATEGORY_NAMES.get(category or "")
-    return str(name) if name is not None else category or ""
+    found = EmergencyCategory.lookup(category)
+    return category or "" if found is None else str(found.requester_label)
 
 
 @contextmanager
@@ -184,7 +155,10 @@ def init_app(app: Flask) -> None:
     # Templates wrap long sentences across lines: one space between words in each msgid.
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.globals.update(
-        status_name=status_name, category_name=category_name, explicit_locale=explicit_locale
+        status_name=status_name,
+        status_note=status_note,
+        category_name=category_name,
+        explicit_locale=explicit_locale,
     )
     app.jinja_env.filters["utc_time"] = utc_time
     app.jinja_env.filters["money"] = format_money

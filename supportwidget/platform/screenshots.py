@@ -19,7 +19,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import plaintext
 
-MAX_SCREENSHOTS = 5
 MAX_PIXELS = 40_000_000
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
 # JPEG stays JPEG (photos); everything else becomes PNG, which is lossless for screenshots.

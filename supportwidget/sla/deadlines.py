@@ -13,12 +13,9 @@ from supportwidget.models import Notification, SlaPlan, Ticket, TicketEvent, db,
 from supportwidget.notify import messages, outbox
 from supportwidget.sla import schedules as sla
 from supportwidget.sla.business_time import BusinessCalendar, format_duration, parse_duration
+from supportwidget.vocab import SlaTarget, TicketKind, TicketStatus
 
 log = logging.getLogger(__name__)
-
-FIRST_RESPONSE = "first_response"
-RESOLUTION = "resolution"
-TARGET_LABELS = {FIRST_RESPONSE: "first response", RESOLUTION: "resolution"}
 
 
 @dataclass(frozen=True)
@@ -41,10 +38,10 @@ def pending_targets(ticket: Ticket) -> list[Target]:
     """Return the ticket's targets not yet met; a paused resolution clock has none."""
     targets = []
     if ticket.first_response_due is not None and ticket.first_responded_at is None:
-        targets.append(Target(FIRST_RESPONSE, ticket.first_response_due))
-    paused = ticket.status == "waiting_on_client" and sla.open_pause(ticket) is not None
+        targets.append(Target(SlaTarget.FIRST_RESPONSE, ticket.first_response_due))
+    paused = ticket.status == TicketStatus.WAITING_ON_CLIENT and sla.open_pause(ticket) is not None
     if ticket.resolution_due is not None and ticket.is_open and not paused:
-        targets.append(Target(RESOLUTION, ticket.resolution_due))
+        targets.append(Target(SlaTarget.RESOLUTION, ticket.resolution_due))
     return targets
 
 
@@ -57,7 +54,6 @@ class Deadline:
     state: str  # ok / at-risk / breached / paused
 
 
-LABELS = {FIRST_RESPONSE: "First response", RESOLUTION: "Resolution"}
 # An emergency's first response is its acknowledgement, against the plan's emergency target.
 EMERGENCY_RESPONSE = "Emergency response"
 
@@ -66,10 +62,10 @@ def respond(ticket: Ticket, now: datetime) -> None:
     """Record a ticket's first response now; a response after its due time breaches it."""
     due, missed = ticket.first_response_due, list(ticket.breached or [])
     if ticket.first_responded_at is None and due is not None and now > due:
-        if FIRST_RESPONSE not in missed:
-            ticket.breached = [*missed, FIRST_RESPONSE]
+        if SlaTarget.FIRST_RESPONSE not in missed:
+            ticket.breached = [*missed, SlaTarget.FIRST_RESPONSE]
             ticket.events.append(
-                TicketEvent(kind="sla_breached", detail={"target": FIRST_RESPONSE})
+                TicketEvent(kind="sla_breached", detail={"target": SlaTarget.FIRST_RESPONSE})
             )
     sla.responded(ticket, now)
 
@@ -84,14 +80,14 @@ def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     targets = pending_targets(ticket)
     if targets:
         name, due = targets[0].name, targets[0].due
-        label, missed = LABELS[name], name in (ticket.breached or [])
-        if ticket.kind == "emergency" and name == FIRST_RESPONSE:
+        label, missed = SlaTarget.label_of(name), name in (ticket.breached or [])
+        if ticket.is_emergency and name == SlaTarget.FIRST_RESPONSE:
             label = EMERGENCY_RESPONSE
     elif ticket.resolution_due is not None:
         return Deadline(
             "Resolution (clock paused: waiting on client)", ticket.resolution_due, "paused"
         )
-    elif ticket.kind == "standard" and ticket.effective_due_at is not None:
+    elif not ticket.is_emergency and ticket.effective_due_at is not None:
         label, due, missed = "Target (no SLA)", ticket.effective_due_at, False
     else:
         return None
@@ -105,8 +101,8 @@ def _candidates(now: datetime, window: timedelta) -> list[int]:
     plans = db.session.scalars(
         sa.select(Ticket.sla_plan_name)
         .where(
-            Ticket.kind == "standard",
-            Ticket.status.in_(sla.OPEN_STATUSES),
+            Ticket.kind == TicketKind.STANDARD,
+            Ticket.status.in_(TicketStatus.open()),
             Ticket.sla_plan_name.is_not(None),
         )
         .distinct()
@@ -117,8 +113,8 @@ def _candidates(now: datetime, window: timedelta) -> list[int]:
         horizon = sla.calendar_for(plan).add(now, window)
         ids += db.session.scalars(
             sa.select(Ticket.id).where(
-                Ticket.kind == "standard",
-                Ticket.status.in_(sla.OPEN_STATUSES),
+                Ticket.kind == TicketKind.STANDARD,
+                Ticket.status.in_(TicketStatus.open()),
                 Ticket.sla_plan_name == name,
                 sa.or_(
                     sa.and_(
@@ -179,7 +175,7 @@ def _warn(
         ticket,
         "staff_breach_warning",
         f"breach-warning-{target.name}",
-        target=TARGET_LABELS[target.name],
+        target=SlaTarget.label_of(target.name).lower(),
         due_local=sla.format_due(target.due, calendar.timezone),
         timezone=calendar.timezone,
         left=format_duration(left) if left >= timedelta(minutes=1) else "under a minute",

@@ -15,13 +15,13 @@ from supportwidget.models import Client, SlaPause, SlaPlan, Ticket, db
 from supportwidget.platform import i18n
 from supportwidget.sla import workqueue
 from supportwidget.sla.business_time import BusinessCalendar, parse_duration
+from supportwidget.vocab import TicketStatus
 
 FCFS_EXPECTATION = lazy_gettext(
     "We usually get to requests within a few hours to a couple of days, depending on how "
     "complex they are and on having all the information we need. Requests from clients "
     "without a support plan are handled first come, first served."
 )
-OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
 
 
 @functools.lru_cache(maxsize=64)
@@ -95,7 +95,7 @@ def queue_position(ticket: Ticket) -> int | None:
 
     The same order staff work in (workqueue), so what the client is told agrees with it.
     """
-    if ticket.kind != "standard" or ticket.sla_plan_name is not None or not ticket.is_open:
+    if ticket.is_emergency or ticket.sla_plan_name is not None or not ticket.is_open:
         return None
     with db.session.no_autoflush:  # only other tickets are counted; this one is read as is
         return workqueue.position(ticket)
@@ -108,7 +108,7 @@ def format_due(moment: datetime, timezone: str) -> str:
 
 def expectation(ticket: Ticket) -> str:
     """Tell the requester when to expect work on a ticket, in the current language."""
-    if ticket.kind == "emergency":
+    if ticket.is_emergency:
         return emergency_promise(ticket)
     if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
         plan = plan_of(ticket)
@@ -193,7 +193,7 @@ def resume(ticket: Ticket, now: datetime) -> timedelta:
 
 def status_changed(ticket: Ticket, now: datetime) -> None:
     """Pause or resume the resolution clock after the ticket's status changed."""
-    if ticket.status == "waiting_on_client":
+    if ticket.status == TicketStatus.WAITING_ON_CLIENT:
         pause(ticket, now)
     else:
         resume(ticket, now)

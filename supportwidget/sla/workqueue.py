@@ -10,14 +10,9 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from supportwidget.models import MAX_ID, Client, Site, Ticket, db, parse_id
+from supportwidget.vocab import QueueScope
 
 BAD_CURSOR = "The cursor is not valid; start again from the first page."
-
-OPEN_STATUSES = ("new", "in_progress", "waiting_on_client")
-ALL_STATUSES = (*OPEN_STATUSES, "resolved", "closed")
-# The queue shows open work by default; "all" adds closed work; any one status narrows it.
-STATUS_FILTERS = ("open", "all", *ALL_STATUSES)
-KINDS = ("standard", "emergency")
 
 
 class CursorError(ValueError):
@@ -26,10 +21,11 @@ class CursorError(ValueError):
 
 @dataclass
 class Filters:
-    status: str | None = None  # one status, "open" (default) or "all"
+    # The queue shows open work by default; "all" adds closed work; one status narrows it.
+    status: str | None = None  # vocab.STATUS_FILTERS
     client: str | None = None  # client id or name
     site: str | None = None  # site id or site key
-    kind: str | None = None  # standard / emergency
+    kind: str | None = None  # vocab.TicketKind
 
 
 def _order_key(ticket: Ticket) -> tuple[int, datetime, int]:
@@ -58,11 +54,11 @@ def decode_cursor(cursor: str) -> tuple[int, datetime, int]:
 
 
 def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
-    status = filters.status or "open"
-    if status == "open":
+    status = filters.status or QueueScope.OPEN
+    if status == QueueScope.OPEN:
         # Same meaning as the open statuses, but served by the queue index (rank 9 = closed).
         query = query.where(Ticket.queue_rank < 9)
-    elif status != "all":
+    elif status != QueueScope.ALL:
         query = query.where(Ticket.status == status)
     if filters.kind:
         query = query.where(Ticket.kind == filters.kind)

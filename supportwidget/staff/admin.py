@@ -24,6 +24,7 @@ from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
 from supportwidget.staff import accounts
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import admin_required, current_staff
+from supportwidget.vocab import StaffRole
 
 bp = Blueprint("admin", __name__, url_prefix="/dashboard/admin")
 COLOR = re.compile(r"^#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?$")
@@ -77,9 +78,9 @@ def save_staff(member: Staff, form: MultiDict[str, str], by: Staff) -> None:
     """Apply the staff form: phone, on-call flag and role."""
     phone = accounts.staff_phone(form.get("phone"), member)
     role = form.get("role", member.role)
-    if role not in ("agent", "admin"):
-        raise AccountError("The role must be agent or admin.")
-    if member.id == by.id and role != "admin":
+    if role not in StaffRole.values():
+        raise AccountError(f"The role must be {StaffRole.listing()}.")
+    if member.id == by.id and role != StaffRole.ADMIN:
         raise AccountError("You cannot remove your own admin role; ask another admin.")
     member.phone, member.role = phone, role
     member.on_call = form.get("on_call") in ("y", "on")

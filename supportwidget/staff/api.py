@@ -19,6 +19,7 @@ from supportwidget.staff import schemas
 from supportwidget.staff.auth import hash_token
 from supportwidget.staff.openapi import document
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import STATUS_FILTERS, TicketKind
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -105,11 +106,11 @@ def answer(body: BaseModel) -> Response:
 def parse_filters(args: Any) -> workqueue.Filters:
     """Return the list filters from query parameters, or raise BadRequest."""
     status, kind = args.get("status"), args.get("kind")
-    if status is not None and status not in workqueue.STATUS_FILTERS:
-        choices = ", ".join(workqueue.STATUS_FILTERS)
+    if status is not None and status not in STATUS_FILTERS:
+        choices = ", ".join(STATUS_FILTERS)
         raise BadRequest(f"status must be one of {choices}, not {status!r}.")
-    if kind is not None and kind not in workqueue.KINDS:
-        raise BadRequest(f"kind must be standard or emergency, not {kind!r}.")
+    if kind is not None and kind not in TicketKind.values():
+        raise BadRequest(f"kind must be {TicketKind.listing()}, not {kind!r}.")
     # An empty filter means no filter; one naming nothing that exists is a 404.
     client, site = args.get("client") or None, args.get("site") or None
     if client is not None and not _exists(Client, client, Client.name):

@@ -31,8 +31,9 @@ from supportwidget.platform.limits import limiter
 bp = Blueprint("auth", __name__, url_prefix="/dashboard")
 csrf = CSRFProtect()
 # Public forms carry their own signed token, webhooks are signed, the API uses bearer tokens.
-CSRF_EXEMPT_BLUEPRINTS = frozenset({"hosted", "webhooks", "api", "demo"})
-STAFF_BLUEPRINTS = frozenset({"auth", "dashboard", "admin", "billing"})
+# Heartbeats are signed by the site's secret.
+CSRF_EXEMPT_BLUEPRINTS = frozenset({"hosted", "webhooks", "api", "heartbeat", "demo"})
+STAFF_BLUEPRINTS = frozenset({"auth", "dashboard", "admin", "billing", "sites"})
 # Compared against when the e-mail is unknown, so both paths take as long.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 CSP = (

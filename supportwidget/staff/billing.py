@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from supportwidget.models import Client, Site, Ticket, TimeEntry, db, utcnow
 from supportwidget.staff.auth import login_required
+from supportwidget.vocab import TicketKind, TriageDecision
 
 bp = Blueprint("billing", __name__, url_prefix="/dashboard/reports")
 MONTH = re.compile(r"(\d{4})-(\d{2})")  # whole string only: fullmatch, not $ (a newline)
@@ -73,8 +74,8 @@ def emergency_billing(start: datetime, end: datetime) -> list[BillingLine]:
         .join(Site, Ticket.site_id == Site.id)
         .join(Client, Site.client_id == Client.id)
         .where(
-            Ticket.kind == "emergency",
-            Ticket.triage_decision == "confirm",
+            Ticket.kind == TicketKind.EMERGENCY,
+            Ticket.triage_decision == TriageDecision.CONFIRM,
             # The contract at the time of the emergency decides, not today's.
             Ticket.sla_plan_name.is_(None),
             TimeEntry.billable.is_(True),

@@ -14,6 +14,7 @@ from supportwidget.models import Client, Site, Staff, db
 from supportwidget.staff import accounts
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import hash_token
+from supportwidget.vocab import StaffRole
 
 client_cli = AppGroup("client", help="Manage client accounts.")
 site_cli = AppGroup("site", help="Manage client websites.")
@@ -120,7 +121,11 @@ def staff_add(
         name, email = accounts.staff_identity(name, email)
         phone = accounts.staff_phone(phone)
     member = Staff(
-        name=name, email=email, phone=phone, on_call=on_call, role="admin" if admin else "agent"
+        name=name,
+        email=email,
+        phone=phone,
+        on_call=on_call,
+        role=StaffRole.ADMIN if admin else StaffRole.AGENT,
     )
     if password:
         member.set_password(password)

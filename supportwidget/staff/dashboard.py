@@ -33,19 +33,14 @@ from supportwidget.models import (
     db,
     utcnow,
 )
+from supportwidget.platform import i18n
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla import deadlines as breaches
-from supportwidget.sla.workqueue import (
-    ALL_STATUSES,
-    KINDS,
-    STATUS_FILTERS,
-    CursorError,
-    Filters,
-    work_queue,
-)
+from supportwidget.sla.workqueue import CursorError, Filters, work_queue
 from supportwidget.staff.auth import current_staff, login_required
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
+from supportwidget.vocab import STATUS_FILTERS, QueueScope, TicketKind, TicketStatus, TriageDecision
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", static_folder="static")
 PAGE_SIZE = 50
@@ -86,12 +81,13 @@ def next_due(ticket: Ticket, now: datetime) -> Due | None:
 def _filters() -> Filters:
     """Read the queue filters from the query string; 400 for values we do not know."""
     args = request.args
-    status = args.get("status") or "open"
+    status = args.get("status") or QueueScope.OPEN
     if status not in STATUS_FILTERS:
-        abort(400, f"Unknown status {status!r}: use open, all or one of {', '.join(ALL_STATUSES)}.")
+        scopes, statuses = ", ".join(QueueScope.values()), ", ".join(TicketStatus.values())
+        abort(400, f"Unknown status {status!r}: use {scopes} or one of {statuses}.")
     kind = args.get("kind") or None
-    if kind is not None and kind not in KINDS:
-        abort(400, "Kind must be standard or emergency.")
+    if kind is not None and kind not in TicketKind.values():
+        abort(400, f"Kind must be {TicketKind.listing()}.")
     return Filters(status, args.get("client") or None, args.get("site") or None, kind)
 
 
@@ -114,8 +110,6 @@ def queue() -> str:
         next_cursor=cursor,
         clients=clients,
         sites=sites,
-        statuses=ALL_STATUSES,
-        kinds=KINDS,
         held_count=db.session.scalar(sa.select(sa.func.count(HeldMessage.id))),
     )
 
@@ -151,8 +145,6 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
         relative=lambda moment: relative(moment, now),
         timeline=timeline(ticket),
         minutes={bool(billable): int(total or 0) for billable, total in minutes},
-        statuses=updates.STATUSES,
-        status_labels=updates.STATUS_LABELS,
         resendable={
             row.id for row in ticket.notifications if updates.resend_refusal(ticket, row) is None
         },
@@ -171,7 +163,10 @@ def ticket_page(reference: str) -> Response:
 
 def _status(ticket: Ticket) -> str:
     updates.change_status(ticket, current_staff(), request.form.get("status", ""))
-    return f"Status changed to {updates.STATUS_LABELS[ticket.status].lower()}; requester e-mailed."
+    ours, theirs = TicketStatus.label_of(ticket.status), i18n.status_name(ticket.status)
+    # Where the requester's word differs ("waiting on you"), staff see what was sent.
+    told = "" if theirs == ours else f" (they read “{theirs.lower()}”)"
+    return f"Status changed to {ours.lower()}; requester e-mailed{told}."
 
 
 def _reply(ticket: Ticket) -> str:
@@ -187,7 +182,7 @@ def _acknowledge(ticket: Ticket) -> str:
 def _triage(ticket: Ticket) -> str:
     decision = request.form.get("decision", "")
     updates.triage(ticket, current_staff(), decision, request.form.get("reason"))
-    if decision == "downgrade":
+    if decision == TriageDecision.DOWNGRADE:
         return "Downgraded to a standard request; the requester was e-mailed the reason."
     return "Emergency confirmed."
 

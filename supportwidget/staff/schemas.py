@@ -21,13 +21,16 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from supportwidget.platform.i18n import CATEGORY_NAMES
-from supportwidget.sla.workqueue import ALL_STATUSES, KINDS, STATUS_FILTERS
+from supportwidget.vocab import (
+    STATUS_FILTERS,
+    EmergencyCategory,
+    QueueScope,
+    TicketKind,
+    TicketStatus,
+)
 
-# The closed sets, each from its one definition: the API adds no values of its own.
-TicketStatus = StrEnum("TicketStatus", [(value, value) for value in ALL_STATUSES])
-TicketKind = StrEnum("TicketKind", [(value, value) for value in KINDS])
-EmergencyCategory = StrEnum("EmergencyCategory", [(value, value) for value in CATEGORY_NAMES])
+# The closed sets come from vocab.py: the API adds no values of its own. The status filter
+# is a scope or one status, two sets in one enum.
 StatusFilter = StrEnum("StatusFilter", [(value, value) for value in STATUS_FILTERS])
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
@@ -75,6 +78,7 @@ class StaffRef(Body):
 class TargetFlags(Body):
     """One flag per SLA target."""
 
+    # Named like vocab.SlaTarget's values (tests/test_vocab.py checks they agree).
     first_response: bool
     resolution: bool
 
@@ -139,9 +143,9 @@ class TicketQuery(BaseModel):
     """The query parameters of the ticket list; each may be left out."""
 
     status: StatusFilter = Field(
-        StatusFilter.open,
-        description="One status, `open` (the default: new, in_progress, waiting_on_client) "
-        "or `all`.",
+        StatusFilter(QueueScope.OPEN),
+        description=f"One status, `{QueueScope.OPEN}` (the default: "
+        f"{', '.join(TicketStatus.open())}) or `{QueueScope.ALL}`.",
     )
     client: Text = Field("", description="Client id or exact name; empty means any.")
     site: Text = Field("", description="Site id or site key; empty means any.")

@@ -6,7 +6,6 @@
   const d = document;
   const w = window;
   const P = 'supportwidget:';
-  const MAX_FILES = 5;
   const MAX_SIDE = 2560;
   const TYPES = /^image\/(png|jpeg|webp|gif)$/;
   const DRAFT_FIELDS = ['subject', 'description', 'needed_by', 'urgency_note', 'name', 'email',
@@ -67,6 +66,36 @@
     if (field && !field.value && typeof value === 'string') field.value = value.slice(0, 254);
   }
 
+  /* A user the site vouches for (signed by its secret): lock name and e-mail, and say so. */
+  function lock(user) {
+    const name = d.querySelector('#sw-form [name="name"]');
+    const email = d.querySelector('#sw-form [name="email"]');
+    if (!name || !email || name.readOnly) return;
+    const cue = d.createElement('p');
+    cue.className = 'verified';
+    cue.id = 'identity-verified';
+    cue.textContent = t('verified', user.name);
+    name.closest('.field').before(cue);
+    [name, email].forEach((field, i) => {
+      field.value = i ? user.email : user.name;
+      field.readOnly = true;
+      field.setAttribute('aria-describedby',
+        ((field.getAttribute('aria-describedby') || '') + ' identity-verified').trim());
+    });
+  }
+
+  function checkIdentity(user) {
+    if (!user.signature || !user.name || !user.email || !w.fetch) return;
+    fetch(w.location.pathname.replace(/\/emergency$/, '') + '/identity', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: user.name, email: user.email, signature: user.signature })
+    }).then((response) => (response.ok ? response.json() : {}))
+      .then((answer) => answer.verified === true && lock(user), () => {
+        // Unverified or unreachable: the fields stay editable, as without a signature.
+      });
+  }
+
   /* Draft: survives closing the dialog or a reload, until the reference is shown.
    * Embedded, the widget keeps it: browsers often deny storage to third-party frames. */
   const DRAFT_KEY = 'supportwidget-draft';
@@ -112,6 +141,8 @@
     const user = message.user || {};
     prefill('name', user.name);
     prefill('email', user.email);
+    checkIdentity({ name: text(user.name, 120), email: text(user.email, 254),
+      signature: text(user.signature, 500) });
   });
 
   d.addEventListener('keydown', (event) => {
@@ -252,7 +283,7 @@
         say(t('notImage', file.name));
         return;
       }
-      if (files.length + waiting >= MAX_FILES) {
+      if (files.length + waiting >= config.maxFiles) {
         say(t('tooMany'));
         return;
       }

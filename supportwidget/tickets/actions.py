@@ -6,16 +6,8 @@ from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Notification, Staff, Ticket, TicketEvent, TimeEntry, db, utcnow
 from supportwidget.notify import messages, outbox
 from supportwidget.sla import schedules as sla
+from supportwidget.vocab import NotificationStatus, TicketKind, TicketStatus, TriageDecision
 
-STATUSES = ("new", "in_progress", "waiting_on_client", "resolved", "closed")
-STATUS_LABELS = {
-    "new": "New",
-    "in_progress": "In progress",
-    "waiting_on_client": "Waiting on you",
-    "resolved": "Resolved",
-    "closed": "Closed",
-}
-DECISIONS = ("confirm", "downgrade")
 MAX_BODY = 20_000
 MAX_MINUTES = 24 * 60
 
@@ -33,30 +25,20 @@ def _finish(ticket: Ticket, rows: list[Notification]) -> None:
 
 def change_status(ticket: Ticket, staff: Staff, status: str) -> None:
     """Move a ticket to a new status; waiting on the client pauses the resolution clock."""
-    if status not in STATUSES:
-        raise UpdateError(f"Choose a status from: {', '.join(STATUSES)}.")
+    if status not in TicketStatus.values():
+        raise UpdateError(f"Choose a status from: {', '.join(TicketStatus.values())}.")
     if status == ticket.status:
-        raise UpdateError(f"{ticket.reference} is already {STATUS_LABELS[status].lower()}.")
-    now, was_open = utcnow(), ticket.is_open
-    if status == "waiting_on_client":
-        sla.pause(ticket, now)
-    else:
-        sla.resume(ticket, now)
-    previous, ticket.status = ticket.status, status
+        raise UpdateError(f"{ticket.reference} is already {TicketStatus.label_of(status).lower()}.")
+    now, previous, was_open = utcnow(), ticket.status, ticket.is_open
+    ticket.status = status
+    sla.status_changed(ticket, now)
     ticket.events.append(
         TicketEvent(kind="status", staff=staff, detail={"from": previous, "to": status})
     )
     rows = [
-        messages.email(
-            ticket,
-            "requester_status",
-            ticket.requester_email,
-            "status",
-            staff=staff,
-            status_label=STATUS_LABELS[status],
-        )
+        messages.email(ticket, "requester_status", ticket.requester_email, "status", staff=staff)
     ]
-    if ticket.kind == "emergency" and was_open and not ticket.is_open:
+    if ticket.is_emergency and was_open and not ticket.is_open:
         # Everyone paged hears that it is over; an unacknowledged one stops paging.
         rows += emergencies.stop_paging(ticket, staff, "resolved", "resolved-notice")
     _finish(ticket, rows)
@@ -71,8 +53,8 @@ def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
         raise UpdateError(f"A reply can be at most {MAX_BODY:,} characters.")
     now = utcnow()
     sla.responded(ticket, now)
-    if ticket.status == "new":
-        ticket.status = "in_progress"
+    if ticket.status == TicketStatus.NEW:
+        ticket.status = TicketStatus.IN_PROGRESS
     row = messages.email(
         ticket, "requester_reply", ticket.requester_email, "reply", staff=staff, body=body
     )
@@ -126,7 +108,7 @@ def log_time(
 
 def acknowledge(ticket: Ticket, staff: Staff) -> None:
     """Take an emergency from the dashboard: paging stops and the others are told."""
-    if ticket.kind != "emergency":
+    if not ticket.is_emergency:
         raise UpdateError(f"{ticket.reference} is not an emergency; there is nothing to take.")
     if not emergencies.acknowledge(ticket, staff, via="dashboard"):
         db.session.refresh(ticket)
@@ -136,16 +118,16 @@ def acknowledge(ticket: Ticket, staff: Staff) -> None:
 
 def triage(ticket: Ticket, staff: Staff, decision: str, reason: str | None) -> None:
     """Confirm an emergency, or downgrade it to a standard request and tell the requester why."""
-    if ticket.kind != "emergency":
+    if not ticket.is_emergency:
         raise UpdateError(f"{ticket.reference} is not an emergency, so it cannot be triaged.")
-    if decision not in DECISIONS:
-        raise UpdateError("Choose whether to confirm or downgrade the emergency.")
+    if decision not in TriageDecision.values():
+        raise UpdateError(f"Choose whether to {TriageDecision.listing()} the emergency.")
     reason = (reason or "").strip() or None
-    if decision == "downgrade" and (reason is None or len(reason) < 5):
+    if decision == TriageDecision.DOWNGRADE and (reason is None or len(reason) < 5):
         raise UpdateError("Give the requester a reason for the downgrade (at least 5 characters).")
     if reason and len(reason) > 2000:
         raise UpdateError("A triage reason can be at most 2,000 characters.")
-    if decision == "confirm" and ticket.acknowledged_at is None:
+    if decision == TriageDecision.CONFIRM and ticket.acknowledged_at is None:
         # Confirming means someone is on it: stop paging the others first.
         emergencies.acknowledge(ticket, staff, via="triage")
         db.session.refresh(ticket)
@@ -153,14 +135,14 @@ def triage(ticket: Ticket, staff: Staff, decision: str, reason: str | None) -> N
     ticket.events.append(
         TicketEvent(kind="triage", staff=staff, detail={"decision": decision, "reason": reason})
     )
-    rows = _downgrade(ticket, staff, reason or "") if decision == "downgrade" else []
+    rows = _downgrade(ticket, staff, reason or "") if decision == TriageDecision.DOWNGRADE else []
     _finish(ticket, rows)
 
 
 def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
     """Turn an emergency into a standard request: stop paging, start the standard clock."""
     now = utcnow()
-    ticket.kind = "standard"
+    ticket.kind = TicketKind.STANDARD
     rows = emergencies.stop_paging(ticket, staff, "downgraded", "stand-down")
     ticket.first_response_due = ticket.resolution_due = None
     ticket.first_responded_at = None
@@ -182,10 +164,10 @@ def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
 
 def resend_refusal(ticket: Ticket, row: Notification) -> str | None:
     """Say why a notification of a ticket cannot be sent again, or None if it can."""
-    if row.status != "failed":
+    if row.status != NotificationStatus.FAILED:
         return f"This notification is {row.status}; only a failed one can be sent again."
     if emergencies.is_paging(row) and (
-        ticket.kind != "emergency" or ticket.acknowledged_at is not None or not ticket.is_open
+        not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open
     ):
         return f"{ticket.reference} needs nobody paged any more; the page is not sent again."
     return None
@@ -222,8 +204,8 @@ def client_reply(ticket: Ticket, body: str, from_address: str, sender_check: str
     body = (body or "").strip()[:MAX_BODY] or "(empty message)"
     now, previous = utcnow(), ticket.status
     sla.resume(ticket, now)
-    if ticket.status in ("waiting_on_client", "resolved"):
-        ticket.status = "in_progress"
+    if ticket.status in (TicketStatus.WAITING_ON_CLIENT, TicketStatus.RESOLVED):
+        ticket.status = TicketStatus.IN_PROGRESS
     ticket.events.append(
         TicketEvent(
             kind="client_reply",

@@ -25,6 +25,7 @@ from supportwidget.notify import messages, outbox
 from supportwidget.platform import database
 from supportwidget.platform.screenshots import Screenshot, store
 from supportwidget.sla import schedules as sla
+from supportwidget.vocab import TicketKind
 
 
 @dataclass
@@ -133,7 +134,7 @@ def open_standard_request(site: Site, request: Request) -> Ticket:
     """File a standard request and queue its e-mails, all in one transaction."""
 
     def build() -> Built:
-        ticket = new_ticket(site, request, kind="standard")
+        ticket = new_ticket(site, request, kind=TicketKind.STANDARD)
         sla.schedule_new(ticket, ticket.created_at)  # before the INSERT: one write, not two
         return ticket, notify_new_request(ticket)
 

@@ -1,7 +1,7 @@
 """emergency category answer and site check; acknowledgement is the emergency response
 
 Revision ID: 4e290b453a7d
-Revises: 666f23115570
+Revises: c9b9323a5d03
 Create Date: 2026-12-02 09:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "4e290b453a7d"
-down_revision = "666f23115570"
+down_revision = "c9b9323a5d03"
 branch_labels = None
 depends_on = None
 

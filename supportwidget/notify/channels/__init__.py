@@ -1,5 +1,6 @@
 """Notification channels, by name. To add one: a module with a class that follows
-`base.Channel`, and one entry here; the outbox, the worker and /healthz take it from there."""
+`base.Channel`, its value in vocab.NotificationChannel, and one entry here; the outbox, the
+worker and /healthz take it from there."""
 
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from supportwidget.config import use_defaults
 from supportwidget.models import Notification
 from supportwidget.notify import messages
 from supportwidget.notify.channels.base import Outcome, send_each
+from supportwidget.vocab import NotificationChannel
 
 __all__ = [
     "MailError",
@@ -410,7 +411,7 @@ def _current_state() -> _MailState:
 class EmailChannel:
     """E-mail through the SMTP relay (or .eml files): a batch shares one connection."""
 
-    name = "email"
+    name: str = NotificationChannel.EMAIL
     lane = "mail"
     batch = 10
     threads = 2

@@ -17,6 +17,7 @@ from supportwidget.models import Notification
 from supportwidget.notify.channels import base, vonage
 from supportwidget.notify.channels.base import SmsResult
 from supportwidget.notify.gsm import is_gsm
+from supportwidget.vocab import NotificationChannel
 
 _signals = Namespace()
 #: Sent with the app as sender on every attempt that reached Vonage or the file sink.
@@ -101,7 +102,7 @@ def _write_to_file(path: str, sender: str, to: str, text: str, client_ref: str) 
 class SmsChannel:
     """SMS pages through Vonage (or a JSON-lines file): one row per job, many threads."""
 
-    name = "sms"
+    name: str = NotificationChannel.SMS
     lane = "sms"
     batch = 1
     threads = 8

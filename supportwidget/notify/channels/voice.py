@@ -17,6 +17,7 @@ from supportwidget.models import Notification
 from supportwidget.notify import messages
 from supportwidget.notify.channels import base, vonage_calls
 from supportwidget.notify.channels.base import SmsResult
+from supportwidget.vocab import NotificationChannel
 
 CALLBACKS = "/webhooks/vonage/voice/"
 
@@ -97,7 +98,7 @@ def callback_url(kind: str, notification_id: int) -> str:
 class VoiceChannel:
     """Calls to on-call staff: a lane of their own, so they never wait behind e-mail."""
 
-    name = "voice"
+    name: str = NotificationChannel.VOICE
     lane = "voice"
     batch = 1
     threads = 4
