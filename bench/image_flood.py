@@ -47,7 +47,7 @@ from _support import (
     sink_env,
 )
 
-EMERGENCY = {**STANDARD, "category": "offline", "billing_consent": "y"}
+EMERGENCY = {**STANDARD, "category": "offline", "offline_answer": "yes", "billing_consent": "y"}
 # Two images just under the default MAX_PIXELS_PER_REQUEST of 60 megapixels.
 WORST_SIDES = (6320, 4400)
 

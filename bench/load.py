@@ -113,7 +113,12 @@ def mixed_job(site_key: str, mint: Any, read_path: str, bearer: str):
             status, page = client.request("POST", f"/s/{site_key}", body, headers)
             return "standard", status == 200 and b"SUP-" in page, f"{status} {page[:300]!r}"
         if draw < 0.81:
-            fields = {**STANDARD, "category": "offline", "billing_consent": "y"}
+            fields = {
+                **STANDARD,
+                "category": "offline",
+                "offline_answer": "yes",
+                "billing_consent": "y",
+            }
             body, headers = form_body({**fields, "form_token": mint(site_key)})
             status, page = client.request("POST", f"/s/{site_key}/emergency", body, headers)
             return "emergency", status == 200 and b"SUP-" in page, f"{status} {page[:300]!r}"

@@ -13,7 +13,7 @@ from supportwidget import commands, config, health, models, vocab, worker
 from supportwidget.demo import seed
 from supportwidget.emergencies import webhooks
 from supportwidget.intake import views
-from supportwidget.notify.channels import email, sms
+from supportwidget.notify.channels import email, sms, voice
 from supportwidget.platform import database, errors, i18n, limits, logs, security
 from supportwidget.sites import api as heartbeat_api
 from supportwidget.staff import admin, api, auth, billing, dashboard, sites
@@ -71,6 +71,7 @@ def _bind(app: Flask) -> None:
     database.init_app(app)
     email.mail.init_app(app)
     sms.sms.init_app(app)
+    voice.voice.init_app(app)
     worker.init_app(app)
     limits.init_app(app)
     errors.init_app(app)

@@ -97,8 +97,14 @@ VONAGE_SIGNATURE_METHOD = "md5hash"
 VONAGE_REST_HOST: str | None = None
 #: The sender name or number of pages.
 SMS_FROM = "supportdesk"
-#: Seconds for one Vonage call.
+#: Seconds for one request to Vonage (sending an SMS, or starting a call).
 SMS_TIMEOUT = 10
+#: Vonage Voice API application id; without it and the key calls go to instance/calls.jsonl.
+VONAGE_APPLICATION_ID: str | None = None
+#: The Voice application's private key: a path to the PEM file, or the PEM itself.
+VONAGE_PRIVATE_KEY: str | None = None
+#: Another Voice API host (a local stand-in in tests); None: Vonage's.
+VONAGE_API_HOST: str | None = None
 
 # --- emergencies ---------------------------------------------------------------------------
 #: Seconds between pages of an unacknowledged emergency.
@@ -107,6 +113,14 @@ EMERGENCY_REPAGE_INTERVAL = 300
 EMERGENCY_REPAGE_LIMIT = 6
 #: Seconds an acknowledge link (/a/<code>) in a page or e-mail works; later it answers 410.
 ACK_LINK_MAX_AGE = 7 * 24 * 3600
+#: Unacknowledged SMS rounds after which the staff paged are also phoned (0: at once).
+EMERGENCY_CALL_AFTER = 2
+#: Seconds our check of an offline site's URL may take before the emergency is filed anyway.
+EMERGENCY_CHECK_TIMEOUT = 3
+#: Let site checks reach loopback and private addresses (tests, intranet sites).
+WATCH_ALLOW_PRIVATE = False
+#: ISO 4217 code of hourly rates and billing.
+CURRENCY = "EUR"
 
 # --- intake --------------------------------------------------------------------------------
 #: Largest screenshot accepted, in bytes.

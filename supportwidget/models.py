@@ -201,6 +201,10 @@ class Ticket(db.Model):
     requester_name: Mapped[str] = mapped_column(sa.String(120))
     requester_email: Mapped[str] = mapped_column(sa.String(254))
     callback_phone: Mapped[str | None] = mapped_column(sa.String(40))
+    # The requester's answer to the emergency category's one question (offline: yes / no).
+    category_answer: Mapped[str | None] = mapped_column(sa.String(500))
+    # What our own fetch of the site's URL found when an offline emergency was filed.
+    site_check: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     needed_by: Mapped[date | None]
     urgency_note: Mapped[str | None] = mapped_column(sa.String(500))
     page_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -143,7 +143,64 @@ class TicketKind(Choices):
 
 
 class EmergencyCategory(Choices):
-    """The only emergencies there are; everything else is a standard request."""
+    """The only emergencies there are; everything else is a standard request.
+
+    Each asks the requester one question before anyone is paged (`question`); a call to
+    staff says what the client reports (`spoken`: "… reports that their website is offline").
+    """
+
+    requester_label: Any
+    question: Any
+    spoken: str
+
+    def __new__(cls, value: str, requester_label: Any, question: Any, spoken: str) -> Self:
+        member = _member(cls, value, None)
+        member.requester_label, member.question = requester_label, question
+        member.spoken = spoken
+        return member
+
+    OFFLINE = (
+        "offline",
+        _l("Website offline / down"),
+        _l("Does your site fail to load for you now?"),
+        "their website is offline",
+    )
+    HACKED = (
+        "hacked",
+        _l("Website seems hacked"),
+        _l("What did you see?"),
+        "their website seems hacked",
+    )
+    BROKEN = (
+        "broken",
+        _l("Main website functionality not working"),
+        _l("What can your customers not do?"),
+        "their website's main function is broken",
+    )
+
+
+class OfflineAnswer(Choices):
+    """The answers to the offline emergency's question (the others are answered in words)."""
+
+    requester_label: Any
+
+    def __new__(cls, value: str, label: str, requester_label: Any) -> Self:
+        member = _member(cls, value, label)
+        member.requester_label = requester_label
+        return member
+
+    YES = "yes", "it does not load for them", _l("Yes, it does not load for me")
+    NO = "no", "it loads for them", _l("No, it loads for me")
+
+
+class EmergencyPhase(Choices):
+    """Where an emergency stands, the same on every page, e-mail, SMS and call.
+
+    Never stored: emergencies/state.py reads it from the ticket, and templates ask its
+    EmergencyState (`is_paging`, `is_resolved`, `downgrade`) rather than name a phase, which
+    is why it is not in CLOSED_SETS ("acknowledged" is also a timeline event's kind there).
+    The requester label names who acted as `%(name)s`.
+    """
 
     requester_label: Any
 
@@ -152,9 +209,10 @@ class EmergencyCategory(Choices):
         member.requester_label = requester_label
         return member
 
-    OFFLINE = "offline", _l("Website offline / down")
-    HACKED = "hacked", _l("Website seems hacked")
-    BROKEN = "broken", _l("Main website functionality not working")
+    PAGING = "paging", _l("filed, on-call team paged")
+    ACKNOWLEDGED = "acknowledged", _l("acknowledged by %(name)s")
+    DOWNGRADED = "downgraded", _l("made a standard request by %(name)s")
+    RESOLVED = "resolved", _l("resolved")
 
 
 class SlaTarget(Choices):
@@ -183,6 +241,22 @@ class NotificationChannel(Choices):
 
     EMAIL = "email", "e-mail"
     SMS = "sms", "SMS"
+    VOICE = "voice", "call"
+
+
+class CallOutcome(Choices):
+    """How a call to staff ended, kept on the ticket's timeline.
+
+    Ours, not Vonage's: emergencies/calls.py maps Vonage's call statuses onto these.
+    """
+
+    ANSWERED = "answered"
+    BUSY = "line_busy", "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    VOICEMAIL = "voicemail", "voicemail: hung up"
 
 
 class NotificationStatus(Choices):
@@ -224,10 +298,12 @@ CLOSED_SETS: tuple[type[Choices], ...] = (
     QueueScope,
     TicketKind,
     EmergencyCategory,
+    OfflineAnswer,
     SlaTarget,
     TriageDecision,
     StaffRole,
     NotificationChannel,
+    CallOutcome,
     NotificationStatus,
     Language,
 )

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Jobs code hands to a lane by name (platform.jobs.enqueue): they run on the worker.
 JOBS: dict[str, Callable[..., Any]] = {
+    # Every channel's rows, each on its channel's own lane: e-mail, SMS pages, calls to staff.
     "deliver": outbox.deliver,
     "repage": paging.repage,
 }

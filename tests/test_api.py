@@ -330,8 +330,12 @@ def test_ticket_detail_of_a_client_without_sla(api_client, spec, token, seeded):
     assert body["client"]["name"] == "Acme Shop" and body["site"]["name"] == "shop2.test"
     assert body["sla_plan"] is None
     assert body["first_response_due"] is None and body["resolution_due"] is None
-    assert body["queue_position"] == 2  # fcfs_old is ahead; the resolved one no longer counts
+    # Its place in the staff queue, the order the list is in: both emergencies, gold_early and
+    # fcfs_old are ahead; the resolved one no longer counts.
+    assert body["queue_position"] == 5
     assert body["queue_position"] == sla.queue_position(ticket)
+    listed = refs(api_client.get("/api/v1/tickets?limit=100", headers=auth(token)).get_json())
+    assert listed.index(ticket.reference) + 1 == body["queue_position"]
     assert datetime.fromisoformat(body["created_at"]) == london(2026, 11, 23, 11, 0)
     assert body["created_at"].endswith("+00:00")
     assert body["breached"] == {"first_response": False, "resolution": False}

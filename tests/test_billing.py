@@ -9,11 +9,12 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from test_dashboard import login, new_emergency, new_request
 
 from supportwidget.models import Client, Site, SlaPlan, Staff, db
 from supportwidget.staff.billing import BillingError, amount_for, month_bounds
 from supportwidget.tickets import actions as updates
+
+from test_dashboard import login, new_emergency, new_request
 
 MARCH = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 

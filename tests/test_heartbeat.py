@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_dashboard import PASSWORD, login
 
 from supportwidget.models import HandledMessage, Site, SiteHeartbeat, Staff, Ticket, db, utcnow
 from supportwidget.sites import heartbeats
 from supportwidget.tickets import filing as tickets
+
+from test_dashboard import PASSWORD, login
 
 VECTORS = Path(__file__).parent.parent / "examples" / "wordpress" / "tests" / "vectors.json"
 MD5_A, MD5_B = "0" * 31 + "a", "0" * 31 + "b"

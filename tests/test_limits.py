@@ -8,13 +8,13 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from test_dashboard import login
 
 from supportwidget.intake import identity
 from supportwidget.models import Staff, Ticket, db
 from supportwidget.platform import limits
 
 from conftest import form_token, standard_fields
+from test_dashboard import login
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 # Nothing listens on port 1: a Redis that is down (connections refused at once).
@@ -72,7 +72,9 @@ def fresh_limiter():
 def emergency(client, site, address, user=None):
     """File an emergency from an address, optionally as the site's signed-in user."""
     path = f"/s/{site.site_key}/emergency"
-    fields = standard_fields(category="offline", billing_consent="y", description=DESCRIPTION)
+    fields = standard_fields(
+        category="offline", offline_answer="yes", billing_consent="y", description=DESCRIPTION
+    )
     if user:
         fields["page_meta"] = json.dumps({"url": "https://acme.test/wp-admin/", "user": user})
     fields["form_token"] = form_token(client, path)

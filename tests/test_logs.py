@@ -62,7 +62,7 @@ def test_secrets_never_reach_the_logs(
         client = app.test_client()
         path = f"/s/{site.site_key}/emergency"
         token = form_token(client, path)
-        data = standard_fields(category="offline", billing_consent="y")
+        data = standard_fields(category="offline", offline_answer="yes", billing_consent="y")
         assert client.post(path, data={**data, "form_token": token}).status_code == 200
         client.post(path, data={**data, "form_token": "forged"})
         assert vonage_standin.requests and smtp_tls_server.wait_for(3)

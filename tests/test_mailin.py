@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from test_dashboard import new_request
 
 from supportwidget import create_app
 from supportwidget.models import Notification, SlaPause, Staff, Ticket, TicketEvent, db
 from supportwidget.tickets import actions as updates
+
+from test_dashboard import new_request
 
 
 def mail(sender, subject, body="Here is the information you asked for.", **headers):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_dashboard import csrf_from, login, new_request, staff  # noqa: F401 - fixture
 from test_mailin import events, mail, pipe
 
 from supportwidget.models import HeldMessage, Notification, Staff, Ticket, db
 from supportwidget.tickets import actions as updates
+
+from test_dashboard import csrf_from, login, new_request, staff  # noqa: F401 - fixture
 
 OUR_MTA = "mx.agency.test"
 

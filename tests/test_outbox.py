@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from test_dashboard import csrf_from, login, new_request
 
 from supportwidget.models import Notification, Staff, Ticket, TicketEvent, db, utcnow
 from supportwidget.notify import outbox
@@ -16,6 +15,8 @@ from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.sms import sms_sent
 from supportwidget.tickets import actions as updates
 from supportwidget.worker import run_periodic
+
+from test_dashboard import csrf_from, login, new_request
 
 BOB_PASSWORD = "correct horse battery"
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_dashboard import new_emergency, new_request
 
 from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Staff, Ticket, db
 from supportwidget.tickets import actions as updates
 
 from conftest import form_token, standard_fields
+from test_dashboard import new_emergency, new_request
 
 SPAM = {
     "subject": "Cheap pills at pills.example",

@@ -33,7 +33,7 @@ def test_pages_other_than_the_forms_cannot_be_framed(client, site):
 
 def emergency(client, site):
     path = f"/s/{site.site_key}/emergency"
-    data = standard_fields(category="offline", billing_consent="y")
+    data = standard_fields(category="offline", offline_answer="yes", billing_consent="y")
     data["form_token"] = form_token(client, path)
     return client.post(path, data=data)
 

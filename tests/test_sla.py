@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from supportwidget.models import Client, Site, SlaPause, SlaPlan, Staff, Ticket, db
 from supportwidget.platform import tokens
 from supportwidget.sla import schedules as sla
+from supportwidget.sla.workqueue import Filters, work_queue
 from supportwidget.tickets import filing as tickets
 
 from conftest import form_token, standard_fields
@@ -124,10 +125,13 @@ def test_contract_dates_decide_between_sla_and_queue(runner, site, gold):
     ]  # fmt: skip
     assert before.first_response_due is None and before.resolution_due is None
     assert after.effective_due_at is not None  # the default target still queues it
-    assert sla.queue_position(before) == 1
+    # A client is told their place in the staff's own queue (issue 15: the downgrade e-mail
+    # said "number 1" while staff had the ticket 6th): Gold tickets due sooner come first.
+    order = [t.id for t in work_queue(Filters(), limit=100)[0]]
+    assert sla.queue_position(before) == order.index(before.id) + 1 == 2
     assert sla.queue_position(first_day) is None
-    assert sla.queue_position(after) == 2
-    assert "you are number 2 in the queue" in sla.expectation(after)
+    assert sla.queue_position(after) == order.index(after.id) + 1 == 4
+    assert "you are number 4 in the queue" in sla.expectation(after)
 
 
 def test_contract_outside_its_dates_puts_the_real_form_in_the_queue(client, runner, site, gold):

@@ -19,7 +19,6 @@ from babel.dates import format_datetime
 from flask import Flask
 from markupsafe import escape
 from playwright.sync_api import Page, expect
-from test_dashboard import PASSWORD, login, new_request, post_action
 from test_mailin import mail, pipe, png_bytes
 
 import supportwidget
@@ -33,11 +32,14 @@ from supportwidget.vocab import (
     DEFAULT_LANGUAGE,
     MAX_SCREENSHOTS,
     STATUS_FILTERS,
+    CallOutcome,
     Choices,
     EmergencyCategory,
+    EmergencyPhase,
     Language,
     NotificationChannel,
     NotificationStatus,
+    OfflineAnswer,
     QueueScope,
     SlaTarget,
     StaffRole,
@@ -46,13 +48,17 @@ from supportwidget.vocab import (
     TriageDecision,
 )
 
+from test_dashboard import PASSWORD, login, new_request, post_action
+
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
 
 pytest_plugins = ["browser_fixtures"]
 
 PACKAGE = Path(supportwidget.__file__).parent
-# Where each stored set lives. SLA targets are kept in JSON lists, the queue scopes nowhere.
+# Where each stored set lives. SLA targets are kept in JSON lists, call outcomes in the
+# timeline's JSON, the offline answer in the free-text column of every category's answer,
+# the queue scopes nowhere.
 COLUMNS: dict[sa.Column, type[Choices]] = {
     Ticket.__table__.c.status: TicketStatus,
     Ticket.__table__.c.kind: TicketKind,
@@ -69,14 +75,18 @@ def requester_texts() -> list[object]:
     """Return every lazily translated text vocab.py gives the requester."""
     texts: list[object] = [status.requester_label for status in TicketStatus]
     texts += [status.requester_note for status in TicketStatus if status.requester_note]
-    return texts + [category.requester_label for category in EmergencyCategory]
+    texts += [category.requester_label for category in EmergencyCategory]
+    texts += [category.question for category in EmergencyCategory]
+    texts += [answer.requester_label for answer in OfflineAnswer]
+    return texts + [phase.requester_label for phase in EmergencyPhase]
 
 
 # --- storage ----------------------------------------------------------------------------------
 
 
 def test_every_stored_value_fits_its_column():
-    assert set(COLUMNS.values()) == set(CLOSED_SETS) - {QueueScope, SlaTarget}
+    unstored = {QueueScope, SlaTarget, CallOutcome, OfflineAnswer}
+    assert set(COLUMNS.values()) == set(CLOSED_SETS) - unstored
     too_long = {
         f"{column.table.name}.{column.name}": (closed_set.width(), column.type.length)
         for column, closed_set in COLUMNS.items()

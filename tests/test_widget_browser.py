@@ -376,3 +376,29 @@ def test_calls_queued_before_the_script_loads_are_replayed(
     expect(form.get_by_role("heading", name="Report an emergency")).to_be_visible()
     page.evaluate("() => supportwidget('close')")
     expect(dialog).to_be_hidden()
+
+
+@pytest.mark.browser
+def test_an_emergency_asks_its_question_and_the_widget_says_it_is_being_paged(
+    live_server: LiveService, page: Page
+) -> None:
+    form = open_widget(page, dashboard(live_server, "/emergency"))
+    page.get_by_role("button", name=EMERGENCY_TAB).click()
+    expect(form.get_by_role("heading", name="Report an emergency")).to_be_visible()
+    # Only the chosen category's question shows (without JavaScript all three do).
+    question = form.get_by_label("What did you see?")
+    expect(question).to_be_hidden()
+    form.get_by_label("Website seems hacked").check()
+    expect(question).to_be_visible()
+    expect(form.get_by_label("What can your customers not do?")).to_be_hidden()
+    question.fill("The homepage says 'hacked by x'")
+    fill_request(form)
+    form.get_by_label("I understand and agree").check()
+    form.get_by_role("button", name="Page the on-call team").click()
+    reference = form.locator("#sw-result").get_attribute("data-reference")
+    # The loader says what was filed, in the state's own words, not "Request SUP-n sent."
+    expect(
+        page.get_by_text(f"Emergency {reference}: the on-call team is being paged.")
+    ).to_be_visible()
+    expect(page.get_by_text(f"Request {reference} sent.")).to_have_count(0)
+    assert newest_ticket(live_server).category_answer == "The homepage says 'hacked by x'"

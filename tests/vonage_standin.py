@@ -1,33 +1,44 @@
-"""A local HTTPS stand-in for Vonage's SMS API, plus the pytest fixtures that start it.
+"""A local HTTPS stand-in for Vonage's SMS and Voice APIs, plus the pytest fixtures that start it.
 
 The real Vonage SDK always speaks https, so the stand-in serves TLS with a
 certificate from a throw-away trustme CA; the CA bundle reaches the SDK's
 requests session through REQUESTS_CA_BUNDLE.
+
+Voice: POST /v1/calls checks the application's RS256 JWT against its public key, records
+the call, and answers as Vonage does. What Vonage would then send the service (answer,
+event and input callbacks, each with a JWT signed by the signature secret) is built by
+`VoiceCall.callback`, for the test to send and check.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
+import jwt
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
 from supportwidget.notify.channels.sms import sms
 
 API_KEY = "standin-key"
 API_SECRET = "standin-secret"
+APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-standin00001"
 
 # Behaviours a destination number can be given through `VonageStandin.behaviour`.
 BEHAVIOURS = ("ok", "throttled", "invalid", "quota", "http500", "http503", "drop", "stall")
@@ -43,6 +54,76 @@ _STATUS = {
 
 
 @dataclass
+class VoiceCall:
+    """A call the stand-in was asked to place, and how to play Vonage's side of it."""
+
+    uuid: str
+    to: str
+    answer_url: str
+    event_url: str
+    request: dict[str, Any]
+
+    def callback(
+        self,
+        url: str,
+        secret: str,
+        issued_at: float | None = None,
+        application_id: str = APPLICATION_ID,
+        **body: Any,
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """Return (path?query, JSON body, headers) of a callback Vonage signs for this call."""
+        payload = json.dumps(
+            {"uuid": self.uuid, "conversation_uuid": "CON-" + self.uuid, "to": self.to, **body}
+        ).encode()
+        return signed_callback(url, payload, secret, issued_at, application_id)
+
+
+def signed_callback(
+    url: str,
+    payload: bytes,
+    secret: str,
+    issued_at: float | None = None,
+    application_id: str = APPLICATION_ID,
+) -> tuple[str, bytes, dict[str, str]]:
+    """Sign a callback body the way Vonage does: HS256 JWT with iat, jti and payload_hash."""
+    claims = {
+        "iat": int(time.time() if issued_at is None else issued_at),
+        "jti": str(uuid.uuid4()),
+        "iss": "Vonage",
+        "payload_hash": hashlib.sha256(payload).hexdigest(),
+        "api_key": API_KEY,
+        "application_id": application_id,
+    }
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    parts = urlsplit(url)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return f"{parts.path}?{parts.query}", payload, headers
+
+
+_KEYS: dict[str, tuple[str, str]] = {}
+
+
+def application_keys() -> tuple[str, str]:
+    """Return a test Voice application's private and public key (PEM), made once per run."""
+    if not _KEYS:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        public = (
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+        _KEYS["pair"] = (private, public)
+    return _KEYS["pair"]
+
+
+@dataclass
 class VonageStandin:
     """What a test sees of the stand-in: its address, what it read, how it answers."""
 
@@ -54,6 +135,12 @@ class VonageStandin:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     message_ids: int = 0
+    calls: list[VoiceCall] = field(default_factory=list)
+
+    def calls_to(self, number: str) -> list[VoiceCall]:
+        """Return the calls placed to one number."""
+        with self.lock:
+            return [call for call in self.calls if call.to == number]
 
     def record(self, entry: dict[str, Any]) -> None:
         """Remember one request the server read completely."""
@@ -80,9 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep test output quiet."""
 
     def do_POST(self) -> None:
-        """Answer POST /sms/json the way Vonage does."""
+        """Answer POST /sms/json and POST /v1/calls the way Vonage does."""
         standin = self.server.standin
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?")[0] == "/v1/calls":
+            self._call(body)
+            return
         if self.path.split("?")[0] != "/sms/json":
             self._reply(404, {"type": "about:blank", "title": "Not Found"})
             return
@@ -113,6 +203,40 @@ class _Handler(BaseHTTPRequestHandler):
         elif not (entry["to"] and entry["from"] and entry["text"]):
             behaviour = "missing"
         self._reply(200, self._sms_answer(entry, behaviour))
+
+    def _call(self, body: bytes) -> None:
+        """Place a call: check the application's JWT, record the request, answer 201."""
+        standin = self.server.standin
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        try:
+            claims = jwt.decode(token, application_keys()[1], algorithms=["RS256"])
+        except jwt.InvalidTokenError as exc:
+            self._reply(401, {"type": "unauthorized", "title": "Invalid JWT", "detail": str(exc)})
+            return
+        request = json.loads(body or b"{}")
+        to = request["to"][0]["number"]
+        behaviour = standin.behaviour.get(to, "ok")
+        if claims.get("application_id") != APPLICATION_ID:
+            self._reply(401, {"type": "unauthorized", "title": "Unknown application"})
+            return
+        if behaviour == "drop":
+            self.close_connection = True
+            return
+        if behaviour in ("http500", "http503"):
+            self._reply(int(behaviour[4:]), None)
+            return
+        call = VoiceCall(
+            str(uuid.uuid4()), to, request["answer_url"][0], request["event_url"][0], request
+        )
+        with standin.lock:
+            standin.calls.append(call)
+        answer = {
+            "uuid": call.uuid,
+            "status": "started",
+            "direction": "outbound",
+            "conversation_uuid": "CON-" + call.uuid,
+        }
+        self._reply(201, answer)
 
     def _params(self, body: bytes) -> dict[str, str]:
         """Parse a form-encoded or JSON body (the SDK sends a form)."""

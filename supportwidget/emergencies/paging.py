@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
+from supportwidget.emergencies.links import ack_url
+from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import (
     Notification,
     Site,
@@ -18,76 +18,32 @@ from supportwidget.models import (
     Ticket,
     TicketEvent,
     db,
-    parse_id,
     utcnow,
 )
 from supportwidget.notify import messages, outbox
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.platform import jobs
+from supportwidget.sla import deadlines
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import (
+    EmergencyCategory,
     NotificationChannel,
     NotificationStatus,
     StaffRole,
     TicketKind,
     TicketStatus,
 )
+from supportwidget.watch import probe
+from supportwidget.watch.probe import CheckResult
 
 log = logging.getLogger(__name__)
-PAGE = "page"
-
-
-class AckLinkExpired(Exception):
-    """A genuine acknowledgement link older than ACK_LINK_MAX_AGE; names its ticket."""
-
-    def __init__(self, ticket: Ticket) -> None:
-        super().__init__(f"the acknowledgement link for {ticket.reference} has expired")
-        self.ticket = ticket
-
-
-def ack_code(ticket_id: int, staff_id: int, issued_at: datetime | None = None) -> str:
-    """Return the short signed code of a one-time acknowledgement link (fits in an SMS).
-
-    It carries its issue time (unix seconds in hex) under the signature, so it expires.
-    """
-    stamp = f"{int((issued_at or utcnow()).timestamp()):x}"
-    return f"{ticket_id}-{staff_id}-{stamp}-{_ack_mac(ticket_id, staff_id, stamp)}"
-
-
-def _ack_mac(ticket_id: int, staff_id: int, stamp: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    message = f"ack:{ticket_id}:{staff_id}:{stamp}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
-
-
-def read_ack_code(code: str, now: datetime | None = None) -> tuple[Ticket, Staff] | None:
-    """Return the ticket and staff member of a valid code; raise AckLinkExpired if too old."""
-    parts = code.split("-")
-    if len(parts) != 4 or not code.isascii():  # compare_digest refuses non-ASCII text
-        return None
-    ticket_id, staff_id, stamp, mac = parse_id(parts[0]), parse_id(parts[1]), parts[2], parts[3]
-    if ticket_id is None or staff_id is None or not re.fullmatch(r"[0-9a-f]{1,12}", stamp):
-        return None
-    if not hmac.compare_digest(_ack_mac(ticket_id, staff_id, stamp), mac):
-        return None
-    ticket, member = db.session.get(Ticket, ticket_id), db.session.get(Staff, staff_id)
-    if ticket is None or member is None:
-        return None
-    age = (now or utcnow()).timestamp() - int(stamp, 16)
-    if age > float(current_app.config["ACK_LINK_MAX_AGE"]):
-        raise AckLinkExpired(ticket)
-    return ticket, member
+PAGE, CALL = "page", "call"  # purposes "page-<round>" (SMS) and "call-<round>" (voice)
 
 
 def needs_billing_consent(site: Site) -> bool:
     """Tell whether a client must accept the emergency rate: no SLA in force right now."""
     return sla.active_plan_at(site.client, utcnow()) is None
-
-
-def ack_url(ticket: Ticket, member: Staff) -> str:
-    """Return a staff member's acknowledgement link for a ticket."""
-    return messages.public_url(f"/a/{ack_code(ticket.id, member.id)}")
 
 
 def _interval() -> timedelta:
@@ -100,8 +56,15 @@ def open_emergency(
     category: str,
     callback_phone: str | None,
     billing_consent: bool,
+    *,
+    answer: str | None = None,
+    site_check: CheckResult | None = None,
 ) -> Ticket:
-    """File an emergency, page the on-call team and e-mail everyone, in one transaction."""
+    """File an emergency, page the on-call team and e-mail everyone, in one transaction.
+
+    `answer` is the requester's answer to the category's question; `site_check` what our
+    own fetch of the site found (offline emergencies): both go to staff with the page.
+    """
 
     def build() -> tickets.Built:
         ticket = tickets.new_ticket(
@@ -111,6 +74,8 @@ def open_emergency(
             category=category,
             callback_phone=callback_phone,
             billing_consent=billing_consent,
+            category_answer=(answer or "").strip() or None,
+            site_check=site_check.as_dict() if site_check else None,
         )
         db.session.flush()
         schedule_emergency(ticket, site)
@@ -120,6 +85,26 @@ def open_emergency(
     if created:
         schedule_repage(ticket.id, ticket.next_page_at)
     return ticket
+
+
+def check_site(site: Site) -> CheckResult:
+    """Fetch a site's URL now, within EMERGENCY_CHECK_TIMEOUT: is it really offline?"""
+    config = current_app.config
+    return probe.check(
+        site.url,
+        timeout=float(config["EMERGENCY_CHECK_TIMEOUT"]),
+        allow_private=bool(config["WATCH_ALLOW_PRIVATE"]),
+    )
+
+
+def needs_confirmation(category: str, site_check: CheckResult | None, confirmed: bool) -> bool:
+    """Tell whether to ask "still file an emergency?" first: an offline site that loads."""
+    return (
+        category == EmergencyCategory.OFFLINE
+        and site_check is not None
+        and site_check.ok
+        and not confirmed
+    )
 
 
 def schedule_repage(ticket_id: int, at: datetime | None) -> None:
@@ -171,7 +156,8 @@ def notify_emergency(ticket: Ticket) -> list[Notification]:
 
 
 def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
-    """Queue one page per on-call staff member (or everyone with a phone).
+    """Queue one page per on-call staff member (or everyone with a phone), and a call to
+    each once EMERGENCY_CALL_AFTER rounds went unacknowledged.
 
     With nobody on call (a rota left empty), everyone with a phone is paged at once:
     an emergency is never met with silence until the escalation round.
@@ -181,27 +167,53 @@ def page_team(ticket: Ticket, on_call_only: bool) -> list[Notification]:
     if not team and on_call_only:
         log.warning("nobody is on call: paging everyone with a phone for %s", ticket.reference)
         team = db.session.scalars(everyone).all()
+    round_ = ticket.page_round
+    shrink = page_parts(ticket)
     rows = [
         messages.sms(
-            ticket, "page", member, f"{PAGE}-{ticket.page_round}", ack_url=ack_url(ticket, member)
+            ticket,
+            "page",
+            member,
+            f"{PAGE}-{round_}",
+            shrink=shrink,
+            ack_url=ack_url(ticket, member),
+            round_name=ordinal(round_),
         )
         for member in team
     ]
-    ticket.events.append(
-        TicketEvent(
-            kind="paged",
-            detail={
-                "round": ticket.page_round,
-                "staff": [m.name for m in team],
-            },
-        )
-    )
+    phoned = team if round_ > int(current_app.config["EMERGENCY_CALL_AFTER"]) else []
+    rows += [messages.call(ticket, "page", member, f"{CALL}-{round_}") for member in phoned]
+    detail = {"round": round_, "staff": [m.name for m in team]}
+    if phoned:
+        detail["phoned"] = [m.name for m in phoned]
+    ticket.events.append(TicketEvent(kind="paged", detail=detail))
     return rows
 
 
+def page_parts(ticket: Ticket) -> dict[str, str]:
+    """Return the phrases of a page that may shrink to fit one SMS: terms and our check."""
+    found = emergency_state(ticket)
+    if found is None:
+        return {}
+    parts = {"terms": found.short_terms}
+    if found.check is not None:
+        parts["check"] = f"check: {found.check.brief}"
+    return parts
+
+
+def ordinal(number: int) -> str:
+    """Return '1st', '2nd', '3rd', '4th' … '11th', '21st' (staff read English)."""
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
+
+
 def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
-    """Record who took an emergency, stop paging and tell the others; False if already taken."""
-    if not ticket.is_emergency or ticket.acknowledged_at is not None:
+    """Record who took an emergency, stop paging and tell the others; False if already taken.
+
+    The acknowledgement is the emergency response: it meets or misses the plan's target.
+    """
+    if not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open:
         return False
     now = utcnow()
     claimed = db.session.execute(
@@ -215,14 +227,11 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     db.session.refresh(ticket)
     cancel_pending_pages(ticket, f"{ticket.reference} was acknowledged by {member.name} first")
     ticket.events.append(TicketEvent(kind="acknowledged", staff=member, detail={"via": via}))
+    deadlines.respond(ticket, now)
     if ticket.status == TicketStatus.NEW:
         ticket.status = TicketStatus.IN_PROGRESS
     ticket.update_queue_rank()
-    rows = [
-        messages.sms(ticket, "acknowledged", other, "ack-notice", acker=member)
-        for other in paged_staff(ticket)
-        if other.id != member.id
-    ]
+    rows = tell_paged(ticket, "acknowledged", "ack-notice", actor=member, acker=member)
     rows.append(
         messages.email(
             ticket, "requester_acknowledged", ticket.requester_email, "ack-requester", acker=member
@@ -233,26 +242,55 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     return True
 
 
+def tell_paged(
+    ticket: Ticket, template: str, purpose: str, actor: Staff | None, **extra: Any
+) -> list[Notification]:
+    """Queue a short SMS notice (never another page) to everyone paged but the actor."""
+    return [
+        messages.sms(ticket, template, member, purpose, **extra)
+        for member in paged_staff(ticket)
+        if actor is None or member.id != actor.id
+    ]
+
+
+def stop_paging(ticket: Ticket, staff: Staff, template: str, purpose: str) -> list[Notification]:
+    """End an emergency's paging (downgraded, resolved) and tell everyone paged so."""
+    ticket.next_page_at = None
+    cancel_pending_pages(ticket, f"{ticket.reference} was {template} by {staff.name}")
+    return tell_paged(ticket, template, purpose, actor=staff, by=staff)
+
+
 def paged_staff(ticket: Ticket) -> list[Staff]:
-    """Return everyone who was paged about a ticket."""
+    """Return everyone who was paged or phoned about a ticket."""
     return list(
         db.session.scalars(
             sa.select(Staff)
             .join(Notification, Notification.staff_id == Staff.id)
-            .where(Notification.ticket_id == ticket.id, Notification.purpose.like(f"{PAGE}-%"))
+            .where(Notification.ticket_id == ticket.id, _paging(Notification.purpose))
             .distinct()
+            .order_by(Staff.id)
         )
     )
 
 
+def _paging(purpose: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """Match the purposes of pages and calls."""
+    return sa.or_(purpose.like(f"{PAGE}-%"), purpose.like(f"{CALL}-%"))
+
+
+def is_paging(row: Notification) -> bool:
+    """Tell whether a notification pages or phones someone about an emergency."""
+    return row.purpose.startswith((f"{PAGE}-", f"{CALL}-"))
+
+
 def cancel_pending_pages(ticket: Ticket, why: str) -> None:
-    """Stop pages not yet sent (acknowledged or downgraded): nobody is paged again."""
+    """Stop pages and calls not yet sent (acknowledged, downgraded, resolved)."""
     db.session.execute(
         sa.update(Notification)
         .where(
             Notification.ticket_id == ticket.id,
             Notification.status == NotificationStatus.PENDING,
-            Notification.purpose.like(f"{PAGE}-%"),
+            _paging(Notification.purpose),
         )
         .values(status=NotificationStatus.FAILED, last_error=outbox.WITHDRAWN + why)
     )
@@ -267,7 +305,7 @@ def latest_open_emergency_for(member: Staff) -> Ticket | None:
             Ticket.kind == TicketKind.EMERGENCY,
             Ticket.acknowledged_at.is_(None),
             Notification.staff_id == member.id,
-            Notification.purpose.like(f"{PAGE}-%"),
+            _paging(Notification.purpose),
         )
         .order_by(Ticket.id.desc())
         .limit(1)

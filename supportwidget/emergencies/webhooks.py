@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, jsonify, render_template, request
 
+from supportwidget.emergencies import calls, links
 from supportwidget.emergencies import paging as emergencies
+from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import HandledMessage, Notification, Staff, db, parse_id
 from supportwidget.notify import outbox
-from supportwidget.notify.channels import vonage
+from supportwidget.notify.channels import vonage, vonage_calls
 from supportwidget.platform.security import small_body
 from supportwidget.tickets import filing as tickets
 
@@ -79,12 +82,56 @@ def delivery_receipt() -> Response:
     return handled()
 
 
+def voice_call() -> tuple[vonage_calls.VoiceCallback, Notification]:
+    """Return a signed voice callback and the call it is about; 403, 404 or 409 otherwise."""
+    callback = vonage_calls.signed_callback()
+    row = calls.call_row(parse_id(request.args.get("call")))
+    if row is None:
+        abort(404, "There is no such call.")
+    if row.provider_id and callback.uuid and callback.uuid != row.provider_id:
+        abort(403, "This callback is about another call.")
+    if not HandledMessage.first_time("voice:" + callback.signature_id):
+        abort(409, "This callback was already received.")
+    return callback, row
+
+
+def said(ncco: list[dict[str, Any]]) -> Response:
+    """Commit what the callback did, and tell Vonage what the call says next."""
+    db.session.commit()
+    return jsonify(ncco)
+
+
+@bp.post("/webhooks/vonage/voice/answer")
+@small_body(WEBHOOK_MAX_BYTES, ("application/json",))
+def voice_answer() -> Response:
+    """Say the page to a member of staff who picked up, and wait for "1"."""
+    _, row = voice_call()
+    return said(calls.answer_script(row))
+
+
+@bp.post("/webhooks/vonage/voice/input")
+@small_body(WEBHOOK_MAX_BYTES, ("application/json",))
+def voice_input() -> Response:
+    """Acknowledge the emergency when the person called pressed 1, exactly like "ACK"."""
+    callback, row = voice_call()
+    return said(calls.pressed(row, callback.digits))
+
+
+@bp.post("/webhooks/vonage/voice/event")
+@small_body(WEBHOOK_MAX_BYTES, ("application/json",))
+def voice_event() -> Response:
+    """Put a call's outcome (answered, busy, no answer, failed, rejected) on the timeline."""
+    callback, row = voice_call()
+    calls.record_outcome(row, callback.status)
+    return handled()
+
+
 @bp.route("/a/<code>", methods=["GET", "POST"])
 def acknowledge_link(code: str) -> str | tuple[str, int]:
     """Acknowledge from the link in a page; GET only asks, so link previews cannot ack."""
     try:
-        found = emergencies.read_ack_code(code)
-    except emergencies.AckLinkExpired as expired:
+        found = links.read_ack_code(code)
+    except links.AckLinkExpired as expired:
         return render_template("acknowledge_expired.html", ticket=expired.ticket), 410
     if found is None:
         abort(404, "This acknowledgement link is not valid.")
@@ -93,4 +140,10 @@ def acknowledge_link(code: str) -> str | tuple[str, int]:
     if request.method == "POST":
         done = emergencies.acknowledge(ticket, member, via="link")
         db.session.refresh(ticket)
-    return render_template("acknowledge.html", ticket=ticket, member=member, done=done)
+    return render_template(
+        "acknowledge.html",
+        ticket=ticket,
+        member=member,
+        done=done,
+        emergency=emergency_state(ticket),
+    )

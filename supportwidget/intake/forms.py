@@ -25,7 +25,14 @@ from wtforms import (
 from wtforms.csrf.core import CSRF
 from wtforms.fields import SelectChoice
 from wtforms.i18n import messages_path
-from wtforms.validators import DataRequired, Email, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    Length,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from supportwidget.models import utcnow
 from supportwidget.platform import plaintext, tokens
@@ -35,10 +42,11 @@ from supportwidget.platform.screenshots import (
     clean_uploads,
     screen_uploads,
 )
-from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory
+from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory, OfflineAnswer
 
 MAX_PAGE_META = 8192
 CATEGORIES = [SelectChoice(c.value, c.requester_label) for c in EmergencyCategory]
+OFFLINE_ANSWERS = [SelectChoice(a.value, a.requester_label) for a in OfflineAnswer]
 
 
 class SiteFormToken(CSRF):
@@ -190,12 +198,42 @@ class StandardRequestForm(RequestForm):
     )
 
 
+def answered_if(category: EmergencyCategory) -> Any:
+    """Require a category's question to be answered when that category is chosen."""
+
+    def check(form: Any, field: Any) -> None:
+        if form.category.data == category and not (field.data or "").strip():
+            # StopValidation: Optional() after this would clear a plain ValidationError.
+            raise StopValidation(
+                gettext("Please answer this question: it tells the on-call team where to start.")
+            )
+
+    return check
+
+
+def worded_answer(category: EmergencyCategory) -> Any:
+    """Return the field answering a category's question in the requester's own words."""
+    return StringField(
+        category.question,
+        validators=[answered_if(category), Optional(), Length(max=500), one_line_only],
+    )
+
+
 class EmergencyForm(RequestForm):
     category = RadioField(
         _l("What is happening?"),
         choices=CATEGORIES,
         validators=[DataRequired(_l("Please choose what is happening."))],
     )
+    # One question per category, asked before anyone is paged; only the chosen one counts.
+    offline_answer = RadioField(
+        EmergencyCategory.OFFLINE.question,
+        choices=OFFLINE_ANSWERS,
+        validators=[answered_if(EmergencyCategory.OFFLINE), Optional()],
+        validate_choice=False,
+    )
+    hacked_answer = worded_answer(EmergencyCategory.HACKED)
+    broken_answer = worded_answer(EmergencyCategory.BROKEN)
     callback_phone = StringField(
         _l("Call-back phone (optional)"), validators=[Optional(), Length(max=40), one_line_only]
     )
@@ -204,6 +242,17 @@ class EmergencyForm(RequestForm):
     def __init__(self, site_key: str, needs_consent: bool, **kwargs: Any) -> None:
         super().__init__(site_key, **kwargs)
         self.needs_consent = needs_consent
+
+    def category_answer(self) -> str | None:
+        """Return the answer to the chosen category's question."""
+        field = getattr(self, f"{self.category.data}_answer", None)
+        return ((field.data or "").strip() or None) if field is not None else None
+
+    def validate_offline_answer(self, field: Any) -> None:
+        """Accept only the two answers offered (any answer, when offline was not chosen)."""
+        offline = self.category.data == EmergencyCategory.OFFLINE
+        if offline and OfflineAnswer.lookup(field.data) is None:
+            raise ValidationError(gettext("Please answer this question: yes or no."))
 
     def validate_billing_consent(self, field: Any) -> None:
         """Require consent to the emergency rate from clients without an SLA."""

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from supportwidget.emergencies import paging as emergencies
+from supportwidget.emergencies.state import emergency_state
 from supportwidget.intake import identity, widget
 from supportwidget.intake.forms import (
     EmergencyForm,
@@ -37,7 +38,7 @@ from supportwidget.platform import errors, i18n, limits, screenshots, tokens
 from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
-from supportwidget.vocab import MAX_SCREENSHOTS
+from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory
 
 bp = Blueprint("hosted", __name__)
 log = logging.getLogger(__name__)
@@ -259,12 +260,26 @@ def emergency_form(site_key: str) -> Response:
         return page(
             "hosted/emergency.html", site, status=status, form=form, needs_consent=needs_consent
         )
+    category = form.category.data
+    site_check = emergencies.check_site(site) if category == EmergencyCategory.OFFLINE else None
+    if emergencies.needs_confirmation(category, site_check, request.form.get("confirmed") == "1"):
+        # 409, not 200: nothing was filed, so it does not count against the emergency limit.
+        return page(
+            "hosted/emergency.html",
+            site,
+            status=409,
+            form=form,
+            needs_consent=needs_consent,
+            site_check=site_check,
+        )
     ticket = emergencies.open_emergency(
         site,
         request_from(site, form),
-        category=form.category.data,
+        category=category,
         callback_phone=form.callback_phone.data or None,
         billing_consent=bool(form.billing_consent.data),
+        answer=form.category_answer(),
+        site_check=site_check,
     )
     return answer(ticket)
 
@@ -309,6 +324,7 @@ def answer(ticket: Ticket) -> Response:
         ticket.site,
         ticket=ticket,
         expectation=sla.expectation(ticket),
+        emergency=emergency_state(ticket),
         status_url="/t/" + tokens.status_token(ticket.id),
     )
 
@@ -325,5 +341,8 @@ def status_page(token: str) -> str:
     # Without an explicit ?locale=, show the page in the language the request was filed in.
     with i18n.language(i18n.explicit_locale() or ticket.locale or i18n.current_language()):
         return render_template(
-            "hosted/status.html", ticket=ticket, expectation=sla.expectation(ticket)
+            "hosted/status.html",
+            ticket=ticket,
+            expectation=sla.expectation(ticket),
+            emergency=emergency_state(ticket),
         )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 from flask_mail import Message
 
+from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import Notification, Staff, Ticket, db
 from supportwidget.notify.gsm import SMS_LIMIT, fit, gsm_length, sms_text
 from supportwidget.platform import i18n, tokens
@@ -72,6 +73,8 @@ def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         "vouched": ticket.requester_vouched_for,
         # Only the requester's mail says what to expect; it costs a queue count, so not for staff.
         **({"expectation": expectation(ticket)} if extra.pop("for_requester", False) else {}),
+        # Where an emergency stands, told the same way everywhere; None for other tickets.
+        "emergency": emergency_state(ticket),
         **extra,
     }
 
@@ -162,34 +165,65 @@ def notice(template: str, recipient: str, purpose: str, **context: Any) -> Notif
     return row
 
 
-def sms(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
+def sms(
+    ticket: Ticket,
+    template: str,
+    staff: Staff,
+    purpose: str,
+    shrink: dict[str, str] | None = None,
+    **extra: Any,
+) -> Notification:
     """Render templates/sms/<template>.txt into an SMS outbox row that fits one GSM-7 SMS.
 
-    Only the site name and the subject shrink to fit: the reference, "Reply ACK n" and the
-    acknowledge link are what the person paged needs, and they are always kept whole.
+    Only the site name, the subject and the `shrink` texts (each a whole phrase, such as
+    "check: 200 OK in 0.4 s") shrink to fit, the longest first: the reference, "Reply ACK n"
+    and the acknowledge link are what the person paged needs, and they are always kept whole.
     """
+    parts = {"site_name": ticket.site.name, "subject": ticket.subject, **(shrink or {})}
 
-    def render(site_name: str, subject: str) -> str:
+    def render(values: list[str]) -> str:
         # Pages go to staff: English, whichever language the requester's form was in.
         with i18n.language(None):
             context = ticket_context(
-                ticket, staff=staff, site_name=site_name, subject=subject, **extra
+                ticket, staff=staff, **dict(zip(parts, values, strict=True)), **extra
             )
             return " ".join(render_template(f"sms/{template}.txt", **context).split())
 
-    parts = [" ".join(text.split()) for text in (ticket.site.name, ticket.subject)]
+    texts = [" ".join(text.split()) for text in parts.values()]
     # Rendered empty, each part may have folded away the one space it brings back.
-    budget = SMS_LIMIT - gsm_length(render("", "")) - len(parts)
+    budget = SMS_LIMIT - gsm_length(render([""] * len(texts))) - len(texts)
+    return _to_phone(
+        ticket, NotificationChannel.SMS, staff, purpose, sms_text(render(fit(texts, budget)))
+    )
+
+
+def _to_phone(
+    ticket: Ticket, channel: NotificationChannel, staff: Staff, purpose: str, text: str
+) -> Notification:
+    """Add an outbox row to a staff member's phone (an SMS or a call) to the session."""
     row = Notification(
         ticket_id=ticket.id,
-        channel=NotificationChannel.SMS,
+        channel=channel,
         recipient=staff.phone or "",
         staff_id=staff.id,
         purpose=purpose,
-        body_text=sms_text(render(*fit(parts, budget))),
+        body_text=text,
     )
     db.session.add(row)
     return row
+
+
+def spoken(ticket: Ticket, template: str, **extra: Any) -> str:
+    """Render templates/voice/<template>.txt: what a call says, in English, on one line."""
+    with i18n.language(None), db.session.no_autoflush:
+        context = ticket_context(ticket, **extra)
+        return " ".join(render_template(f"voice/{template}.txt", **context).split())
+
+
+def call(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any) -> Notification:
+    """Add a call outbox row to a staff member's phone (what it says is decided on answer)."""
+    said = spoken(ticket, template, staff=staff, **extra)
+    return _to_phone(ticket, NotificationChannel.VOICE, staff, purpose, said)
 
 
 def email_message(row: Notification) -> Message:

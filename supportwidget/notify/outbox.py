@@ -16,7 +16,7 @@ from supportwidget.notify import messages
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Outcome
 from supportwidget.platform import database, jobs
-from supportwidget.vocab import NotificationChannel, NotificationStatus
+from supportwidget.vocab import NotificationChannel, NotificationStatus, StaffRole
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ def backoff(attempts: int) -> timedelta:
 def retry_window(row: Notification) -> timedelta:
     """Return how long after it was queued a row's passing failures are retried.
 
-    E-mail: OUTBOX_RETRY_HOURS, so a relay outage of days loses nothing. SMS: until its
-    emergency's next re-page round, which pages again; a page hours late helps nobody.
+    E-mail: OUTBOX_RETRY_HOURS, so a relay outage of days loses nothing. SMS and calls: until
+    their emergency's next re-page round, which pages again; a page hours late helps nobody.
     """
-    if row.channel == NotificationChannel.SMS:
+    if row.channel != NotificationChannel.EMAIL:
         return timedelta(seconds=float(current_app.config["EMERGENCY_REPAGE_INTERVAL"]))
     return timedelta(hours=float(current_app.config["OUTBOX_RETRY_HOURS"]))
 
@@ -263,11 +263,16 @@ def report_failures(now: datetime | None = None) -> int:
         return 0  # this hour's digest went out: later failures wait for the next one
     unreported = db.session.scalars(
         sa.select(Notification)
-        .where(Notification.status == "failed", Notification.failure_reported_at.is_(None))
+        .where(
+            Notification.status == NotificationStatus.FAILED,
+            Notification.failure_reported_at.is_(None),
+        )
         .order_by(Notification.id)
     ).all()
     failed = [r for r in unreported if r.purpose != DIGEST and not withdrawn(r)]
-    admins = db.session.scalars(sa.select(Staff).where(Staff.active, Staff.role == "admin")).all()
+    admins = db.session.scalars(
+        sa.select(Staff).where(Staff.active, Staff.role == StaffRole.ADMIN)
+    ).all()
     if failed and not admins:
         return 0  # kept unreported until there is someone to tell
     for row in unreported:

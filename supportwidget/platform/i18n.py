@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date as babel_date
 from babel.dates import format_datetime as babel_datetime
-from flask import Flask, has_request_context, request
+from babel.dates import format_timedelta
+from babel.numbers import format_currency
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, refresh
 
 from supportwidget.vocab import DEFAULT_LANGUAGE, EmergencyCategory, Language, TicketStatus
@@ -93,6 +96,23 @@ def utc_time(moment: datetime, time_only: bool = False) -> str:
     return babel_datetime(moment, pattern, tzinfo=ZoneInfo("UTC"), locale=language.value) + " UTC"
 
 
+def format_minutes(minutes: int) -> str:
+    """Return a span of minutes in the current language: '30 minutes', '2 hours', '90 minutes'."""
+    language = current_language()
+    if minutes >= 60 and minutes % 60 == 0:
+        return format_timedelta(timedelta(hours=minutes // 60), locale=language)
+    # Babel would round 90 minutes to "2 hours": say exactly what the plan promises.
+    return format_timedelta(
+        timedelta(minutes=minutes), granularity="minute", threshold=10**6, locale=language
+    )
+
+
+def format_money(amount: Decimal | int | float, currency: str | None = None) -> str:
+    """Return an amount of money in the current language: '€120.00', '120,00 €'."""
+    code = currency or current_app.config["CURRENCY"]
+    return format_currency(amount, code, locale=current_language())
+
+
 def status_name(status: str) -> str:
     """Return a ticket status as the requester reads it."""
     found = TicketStatus.lookup(status)
@@ -141,6 +161,7 @@ def init_app(app: Flask) -> None:
         explicit_locale=explicit_locale,
     )
     app.jinja_env.filters["utc_time"] = utc_time
+    app.jinja_env.filters["money"] = format_money
     app.context_processor(_page_language)
     app.before_request(_fresh_locale)
     app.teardown_request(_fresh_locale)

@@ -54,6 +54,22 @@ class Deadline:
     state: str  # ok / at-risk / breached / paused
 
 
+# An emergency's first response is its acknowledgement, against the plan's emergency target.
+EMERGENCY_RESPONSE = "Emergency response"
+
+
+def respond(ticket: Ticket, now: datetime) -> None:
+    """Record a ticket's first response now; a response after its due time breaches it."""
+    due, missed = ticket.first_response_due, list(ticket.breached or [])
+    if ticket.first_responded_at is None and due is not None and now > due:
+        if SlaTarget.FIRST_RESPONSE not in missed:
+            ticket.breached = [*missed, SlaTarget.FIRST_RESPONSE]
+            ticket.events.append(
+                TicketEvent(kind="sla_breached", detail={"target": SlaTarget.FIRST_RESPONSE})
+            )
+    sla.responded(ticket, now)
+
+
 def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     """Return the first target still to be met (the ones breach warnings watch), else the
     no-SLA target; a resolution clock paused while waiting on the client is shown paused,
@@ -65,6 +81,8 @@ def next_deadline(ticket: Ticket, now: datetime) -> Deadline | None:
     if targets:
         name, due = targets[0].name, targets[0].due
         label, missed = SlaTarget.label_of(name), name in (ticket.breached or [])
+        if ticket.is_emergency and name == SlaTarget.FIRST_RESPONSE:
+            label = EMERGENCY_RESPONSE
     elif ticket.resolution_due is not None:
         return Deadline(
             "Resolution (clock paused: waiting on client)", ticket.resolution_due, "paused"

@@ -13,8 +13,9 @@ from flask_babel import gettext, lazy_gettext
 
 from supportwidget.models import Client, SlaPause, SlaPlan, Ticket, db
 from supportwidget.platform import i18n
+from supportwidget.sla import workqueue
 from supportwidget.sla.business_time import BusinessCalendar, parse_duration
-from supportwidget.vocab import TicketKind, TicketStatus
+from supportwidget.vocab import TicketStatus
 
 FCFS_EXPECTATION = lazy_gettext(
     "We usually get to requests within a few hours to a couple of days, depending on how "
@@ -90,17 +91,14 @@ def schedule_new(ticket: Ticket, now: datetime) -> None:
 
 
 def queue_position(ticket: Ticket) -> int | None:
-    """Return the ticket's place among open requests of clients without an SLA."""
+    """Return where an open request of a client without an SLA stands in the staff queue.
+
+    The same order staff work in (workqueue), so what the client is told agrees with it.
+    """
     if ticket.is_emergency or ticket.sla_plan_name is not None or not ticket.is_open:
         return None
-    query = sa.select(sa.func.count(Ticket.id)).where(
-        Ticket.kind == TicketKind.STANDARD,
-        Ticket.sla_plan_name.is_(None),
-        Ticket.status.in_(TicketStatus.open()),
-        Ticket.id <= ticket.id,
-    )
-    with db.session.no_autoflush:  # the ticket itself is already flushed; nothing else matters
-        return db.session.scalar(query)
+    with db.session.no_autoflush:  # only other tickets are counted; this one is read as is
+        return workqueue.position(ticket)
 
 
 def format_due(moment: datetime, timezone: str) -> str:
@@ -111,9 +109,7 @@ def format_due(moment: datetime, timezone: str) -> str:
 def expectation(ticket: Ticket) -> str:
     """Tell the requester when to expect work on a ticket, in the current language."""
     if ticket.is_emergency:
-        return gettext(
-            "Our on-call team is being paged now and will contact you as soon as possible."
-        )
+        return emergency_promise(ticket)
     if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
         plan = plan_of(ticket)
         tz = plan.timezone if plan else "UTC"
@@ -138,6 +134,32 @@ def expectation(ticket: Ticket) -> str:
             date=i18n.format_day(ticket.needed_by),
         )
     return text
+
+
+def emergency_target(ticket: Ticket) -> tuple[SlaPlan | None, int | None]:
+    """Return the plan an emergency was filed under and its emergency-response minutes."""
+    plan = plan_of(ticket)
+    return plan, (plan.emergency_response_minutes or None) if plan else None
+
+
+def emergency_promise(ticket: Ticket) -> str:
+    """Tell the requester how soon the on-call team answers an emergency (their plan's target)."""
+    plan, minutes = emergency_target(ticket)
+    if plan is None or minutes is None:
+        return gettext("Someone from our on-call team will contact you as soon as possible.")
+    within = i18n.format_minutes(minutes)
+    if ticket.callback_phone:
+        return gettext(
+            "Your %(plan)s plan: someone from our on-call team will call you back within "
+            "%(within)s.",
+            plan=plan.name,
+            within=within,
+        )
+    return gettext(
+        "Your %(plan)s plan: someone from our on-call team will get back to you within %(within)s.",
+        plan=plan.name,
+        within=within,
+    )
 
 
 def plan_of(ticket: Ticket) -> SlaPlan | None:

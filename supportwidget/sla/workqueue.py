@@ -78,6 +78,21 @@ def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
     return query
 
 
+def position(ticket: Ticket) -> int:
+    """Return a ticket's place in the staff work queue (1: next), counted in the queue's order.
+
+    The ticket's own row may not be written yet (a downgrade being composed): it is left
+    out of the count and placed where its values in memory put it.
+    """
+    rank, due, ticket_id = _order_key(ticket)
+    ahead = sa.select(sa.func.count(Ticket.id)).where(
+        Ticket.queue_rank < 9,
+        Ticket.id != ticket_id,
+        sa.tuple_(Ticket.queue_rank, Ticket.effective_due_at, Ticket.id) < (rank, due, ticket_id),
+    )
+    return int(db.session.scalar(ahead) or 0) + 1
+
+
 def work_queue(
     filters: Filters, limit: int = 50, after: str | None = None
 ) -> tuple[list[Ticket], str | None]:

@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 
+from supportwidget.emergencies.state import emergency_state
 from supportwidget.intake import mailin
 from supportwidget.models import (
     Attachment,
@@ -139,6 +140,7 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
     html = render_template(
         "dashboard/ticket.html",
         ticket=ticket,
+        emergency=emergency_state(ticket),
         due=next_due(ticket, now),
         relative=lambda moment: relative(moment, now),
         timeline=timeline(ticket),

@@ -154,19 +154,34 @@
   if (result) {
     storedDraft(true);
     result.focus();
-    tell({ type: P + 'submitted', reference: result.dataset.reference });
+    // An emergency says where it stands ("the on-call team is being paged"), not just "sent".
+    tell({ type: P + 'submitted', reference: result.dataset.reference, summary: result.dataset.summary });
   }
 
   const form = d.getElementById('sw-form');
   if (!form) return;
-  const summary = d.querySelector('.form-errors');
+  const summary = d.querySelector('.form-errors, .check-notice');
   if (summary) {
-    // After a refused submission, start at the list of problems (also scrolls it into view).
+    // After a refused submission, start at the list of problems (also scrolls it into view);
+    // after our check loaded an "offline" site, at the question whether to page anyway.
     summary.tabIndex = -1;
     summary.focus();
   }
   if (!embedded) restoreDraft(storedDraft());
   form.addEventListener('input', () => saveDraft(form));
+
+  /* The emergency form asks one question per category: show only the chosen category's. */
+  const questions = form.querySelectorAll('[data-category]');
+  function showQuestion() {
+    const chosen = form.querySelector('input[name="category"]:checked');
+    questions.forEach((q) => {
+      q.hidden = !chosen || q.dataset.category !== chosen.value;
+    });
+  }
+  form.querySelectorAll('input[name="category"]').forEach((radio) => {
+    radio.addEventListener('change', showQuestion);
+  });
+  if (questions.length) showQuestion();
 
   /* Screenshots: picked, pasted or dropped; kept in `files` and mirrored into the input. */
   const input = form.querySelector('input[type="file"][name="screenshots"]');

@@ -278,7 +278,8 @@
     } else if (type === PREFIX + 'submitted') {
       submitted = true;
       keepDraft(null);
-      say(text.sent.replace('{ref}', message.reference));
+      const summary = typeof message.summary === 'string' && message.summary;
+      say(summary || text.sent.replace('{ref}', message.reference));
     }
   }
   listen(window, 'message', formMessage);

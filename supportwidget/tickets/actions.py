@@ -6,7 +6,7 @@ from supportwidget.emergencies import paging as emergencies
 from supportwidget.models import Notification, Staff, Ticket, TicketEvent, TimeEntry, db, utcnow
 from supportwidget.notify import messages, outbox
 from supportwidget.sla import schedules as sla
-from supportwidget.vocab import TicketKind, TicketStatus, TriageDecision
+from supportwidget.vocab import NotificationStatus, TicketKind, TicketStatus, TriageDecision
 
 MAX_BODY = 20_000
 MAX_MINUTES = 24 * 60
@@ -29,14 +29,19 @@ def change_status(ticket: Ticket, staff: Staff, status: str) -> None:
         raise UpdateError(f"Choose a status from: {', '.join(TicketStatus.values())}.")
     if status == ticket.status:
         raise UpdateError(f"{ticket.reference} is already {TicketStatus.label_of(status).lower()}.")
-    now, previous = utcnow(), ticket.status
+    now, previous, was_open = utcnow(), ticket.status, ticket.is_open
     ticket.status = status
     sla.status_changed(ticket, now)
     ticket.events.append(
         TicketEvent(kind="status", staff=staff, detail={"from": previous, "to": status})
     )
-    row = messages.email(ticket, "requester_status", ticket.requester_email, "status", staff=staff)
-    _finish(ticket, [row])
+    rows = [
+        messages.email(ticket, "requester_status", ticket.requester_email, "status", staff=staff)
+    ]
+    if ticket.is_emergency and was_open and not ticket.is_open:
+        # Everyone paged hears that it is over; an unacknowledged one stops paging.
+        rows += emergencies.stop_paging(ticket, staff, "resolved", "resolved-notice")
+    _finish(ticket, rows)
 
 
 def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
@@ -138,12 +143,13 @@ def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
     """Turn an emergency into a standard request: stop paging, start the standard clock."""
     now = utcnow()
     ticket.kind = TicketKind.STANDARD
-    ticket.next_page_at = None
-    emergencies.cancel_pending_pages(ticket, f"downgraded by {staff.name}")
+    rows = emergencies.stop_paging(ticket, staff, "downgraded", "stand-down")
     ticket.first_response_due = ticket.resolution_due = None
     ticket.first_responded_at = None
     sla.schedule_new(ticket, now)
-    return [
+    # Where the e-mail says it stands in the queue is where staff see it.
+    ticket.update_queue_rank()
+    rows.append(
         messages.email(
             ticket,
             "requester_downgraded",
@@ -152,15 +158,16 @@ def _downgrade(ticket: Ticket, staff: Staff, reason: str) -> list[Notification]:
             staff=staff,
             reason=reason,
         )
-    ]
+    )
+    return rows
 
 
 def resend_refusal(ticket: Ticket, row: Notification) -> str | None:
     """Say why a notification of a ticket cannot be sent again, or None if it can."""
-    if row.status != "failed":
+    if row.status != NotificationStatus.FAILED:
         return f"This notification is {row.status}; only a failed one can be sent again."
-    if row.purpose.startswith(emergencies.PAGE) and (
-        ticket.kind != "emergency" or ticket.acknowledged_at is not None
+    if emergencies.is_paging(row) and (
+        not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open
     ):
         return f"{ticket.reference} needs nobody paged any more; the page is not sent again."
     return None

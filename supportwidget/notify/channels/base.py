@@ -6,7 +6,11 @@ with these attributes, and `supportwidget.notify.channels.CHANNELS` lists them b
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from typing import Literal, Protocol
 from supportwidget.models import Notification
 
 log = logging.getLogger(__name__)
+_file_lock = threading.Lock()
 
 #: What became of one row: ("sent", provider id or None), ("retry", error), ("failed", error),
 #: or ("release", None) for a row not attempted (back to pending as it was).
@@ -23,7 +28,8 @@ Outcome = tuple[str, str | None]
 
 @dataclass
 class SmsResult:
-    """What became of one SMS send (any provider): the outcome, its message id or the error."""
+    """What became of one request to a provider (an SMS, or starting a call): the outcome,
+    its message or call id, or the error."""
 
     outcome: Literal["sent", "retry", "failed"]
     message_id: str | None
@@ -53,6 +59,13 @@ class Channel(Protocol):
         ...
 
 
+def outcome_of(result: SmsResult) -> Outcome:
+    """Return the outbox outcome of a provider's answer: sent with its id, or the error."""
+    if result.outcome == "sent":
+        return "sent", result.message_id
+    return result.outcome, result.error
+
+
 def send_each(
     rows: Sequence[Notification], until: float, send_one: Callable[[Notification], Outcome]
 ) -> list[Outcome]:
@@ -68,3 +81,16 @@ def send_each(
             log.exception("sending notification %s crashed", row.id)
             outcomes.append(("retry", f"internal error: {exc}"))
     return outcomes
+
+
+def append_json_line(path: str, record: dict[str, object]) -> int:
+    """Append a record as one JSON line (the file sinks without credentials); return its number."""
+    line = json.dumps(record, ensure_ascii=False)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with _file_lock, open(path, "a+", encoding="utf-8") as sink:
+        # `serve` and `worker` processes may share the file: lock across processes too.
+        fcntl.flock(sink, fcntl.LOCK_EX)
+        sink.seek(0)
+        number = sum(1 for _ in sink) + 1
+        sink.write(line + "\n")
+    return number

@@ -3,11 +3,8 @@ credentials are set. What Vonage's answers mean is in `vonage.py`."""
 
 from __future__ import annotations
 
-import fcntl
-import json
 import math
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +22,6 @@ from supportwidget.vocab import NotificationChannel
 _signals = Namespace()
 #: Sent with the app as sender on every attempt that reached Vonage or the file sink.
 sms_sent = _signals.signal("sms-sent")
-_file_lock = threading.Lock()
 
 
 @dataclass
@@ -93,24 +89,14 @@ sms = Sms()
 
 def _write_to_file(path: str, sender: str, to: str, text: str, client_ref: str) -> SmsResult:
     """Append the SMS as one JSON line; its line number makes the message id."""
-    line = json.dumps(
-        {
-            "to": to,
-            "from": sender,
-            "text": text,
-            "client_ref": client_ref,
-            "at": datetime.now(UTC).isoformat(),
-        },
-        ensure_ascii=False,
-    )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with _file_lock, open(path, "a+", encoding="utf-8") as sink:
-        # `serve` and `worker` processes may share the file: lock across processes too.
-        fcntl.flock(sink, fcntl.LOCK_EX)
-        sink.seek(0)
-        number = sum(1 for _ in sink) + 1
-        sink.write(line + "\n")
-    return SmsResult("sent", f"file-{number}", None)
+    record = {
+        "to": to,
+        "from": sender,
+        "text": text,
+        "client_ref": client_ref,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return SmsResult("sent", f"file-{base.append_json_line(path, record)}", None)
 
 
 class SmsChannel:
@@ -134,7 +120,4 @@ class SmsChannel:
 
 def _send_row(row: Notification) -> base.Outcome:
     """Send one outbox row's SMS; keep Vonage's message id as the provider id."""
-    result = sms.send(row.recipient, row.body_text, client_ref=str(row.id))
-    if result.outcome == "sent":
-        return "sent", result.message_id
-    return result.outcome, result.error
+    return base.outcome_of(sms.send(row.recipient, row.body_text, client_ref=str(row.id)))

@@ -151,11 +151,11 @@ def message(account: Account, to: str, text: str, client_ref: str, unicode: bool
         raise InvalidSms(str(exc)) from exc
 
 
-def _vonage_client(state: Account) -> vonage.Vonage:
-    """Build an SDK client for a single request that is never sent twice."""
-    options = HttpClientOptions(
-        rest_host=state.rest_host,
-        timeout=state.timeout,
+def one_attempt(timeout: int, **hosts: str) -> HttpClientOptions:
+    """Return SDK client options for requests that are never sent twice (SMS and calls)."""
+    return HttpClientOptions(
+        **hosts,
+        timeout=timeout,
         # urllib3 must not retry: it would resend on some errors after the POST went out.
         max_retries=0,
         # The SDK re-sends on RemoteDisconnected up to pool_maxsize times (its loop
@@ -163,6 +163,11 @@ def _vonage_client(state: Account) -> vonage.Vonage:
         pool_connections=1,
         pool_maxsize=1,
     )
+
+
+def _vonage_client(state: Account) -> vonage.Vonage:
+    """Build an SDK client for a single request that is never sent twice."""
+    options = one_attempt(state.timeout, rest_host=state.rest_host)
     return vonage.Vonage(Auth(api_key=state.api_key, api_secret=state.api_secret), options)
 
 
@@ -179,9 +184,9 @@ def send(state: Account, message: SmsMessage) -> SmsResult:
     except SmsError:
         return _classify_body(client.http_client.last_response)
     except HttpRequestError as exc:
-        return _classify_http(exc.response)
+        return classify_http(exc.response)
     except requests.RequestException as exc:
-        return _classify_transport(exc)
+        return classify_transport(exc)
     except (KeyError, TypeError, ValueError) as exc:
         return SmsResult("failed", None, f"unreadable answer from Vonage ({exc!r}), {UNKNOWN}")
     finally:
@@ -204,7 +209,7 @@ def _classify_body(response: requests.Response | None) -> SmsResult:
     return SmsResult("retry" if status in RETRY_STATUSES else "failed", None, error)
 
 
-def _classify_http(response: requests.Response) -> SmsResult:
+def classify_http(response: requests.Response) -> SmsResult:
     """Classify an HTTP error status from Vonage."""
     code = response.status_code
     detail = f"Vonage answered HTTP {code}: {response.text[:200]!r}"
@@ -215,7 +220,7 @@ def _classify_http(response: requests.Response) -> SmsResult:
     return SmsResult("failed", None, detail)
 
 
-def _classify_transport(exc: requests.RequestException) -> SmsResult:
+def classify_transport(exc: requests.RequestException) -> SmsResult:
     """Classify a network failure: never delivered (retry) or maybe delivered (failed)."""
     if isinstance(exc, requests.exceptions.SSLError):
         # May strike during the handshake or while reading the answer; a
