@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from functools import wraps
@@ -35,8 +36,6 @@ csrf = CSRFProtect()
 # Heartbeats are signed by the site's secret.
 CSRF_EXEMPT_BLUEPRINTS = frozenset({"hosted", "webhooks", "api", "heartbeat", "demo"})
 STAFF_BLUEPRINTS = frozenset({"auth", "dashboard", "admin", "billing", "sites"})
-# Compared against when the e-mail is unknown, so both paths take as long.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 CSP = (
     "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
@@ -95,6 +94,12 @@ def admin_required(view: View) -> View:
     return cast(View, wrapped)
 
 
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """Return a hash to check when the e-mail is unknown, so both paths take as long."""
+    return generate_password_hash("not-a-real-password", method=method)
+
+
 def hash_token(token: str) -> str:
     """Return how an API token is stored (tokens are random, so SHA-256 suffices)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -116,7 +121,7 @@ def authenticate(email: str, password: str) -> Staff | None:
     """Return the active staff member with this e-mail and password, or None."""
     member = db.session.scalar(sa.select(Staff).where(Staff.email == email.strip().lower()))
     if member is None or not member.password_hash or not member.active:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     return member if member.check_password(password) else None
 
