@@ -152,6 +152,8 @@ EMERGENCY_RATE_LIMIT = "3 per hour"
 LOGIN_RATE_LIMIT = "10 per minute"
 
 # --- staff ---------------------------------------------------------------------------------
+#: How staff passwords are hashed (a werkzeug generate_password_hash method); tests: cheap.
+PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
 #: Seconds a dashboard form's CSRF token stays valid.
 WTF_CSRF_TIME_LIMIT = 12 * 3600
 #: Minutes before a due time at which the queue marks a ticket "at risk".

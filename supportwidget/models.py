@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
@@ -49,6 +50,13 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+if TYPE_CHECKING:
+    # mypy cannot use a class held in an attribute as a base; db.Model is Base plus
+    # Flask-SQLAlchemy's table naming and session binding, so it is typed as Base.
+    Model = Base
+else:
+    Model = db.Model
+
 
 # The largest id an INTEGER key column holds (PostgreSQL's is 32-bit): a bigger number
 # from a URL, an SMS or a cursor is simply not found, never a database error.
@@ -74,6 +82,12 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, max=MAX_ID)
 
 
+def rows_changed(statement: sa.Update | sa.Delete) -> int:
+    """Run an UPDATE or DELETE in the session and return how many rows it changed."""
+    # Session.execute is typed as returning Result; a DML statement's result is a CursorResult.
+    return cast("sa.CursorResult[Any]", db.session.execute(statement)).rowcount
+
+
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -84,7 +98,7 @@ def new_site_key() -> str:
     return secrets.token_urlsafe(18)
 
 
-class SlaPlan(db.Model):
+class SlaPlan(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(80), unique=True)
     timezone: Mapped[str] = mapped_column(sa.String(64))
@@ -96,7 +110,7 @@ class SlaPlan(db.Model):
     emergency_response_minutes: Mapped[int | None]
 
 
-class Client(db.Model):
+class Client(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120), unique=True)
     emails: Mapped[list[str]] = mapped_column(default=list)
@@ -120,7 +134,7 @@ class Client(db.Model):
         return self.sla_plan
 
 
-class Site(db.Model):
+class Site(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(sa.ForeignKey("client.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -160,7 +174,7 @@ class Site(db.Model):
         self.site_key = new_site_key()
 
 
-class Staff(db.Model):
+class Staff(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
@@ -178,14 +192,17 @@ class Staff(db.Model):
 
     def set_password(self, password: str) -> None:
         """Hash and store a new password."""
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         """Return whether the password matches the stored hash."""
-        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+        if not self.password_hash:
+            return False
+        return check_password_hash(self.password_hash, password)
 
 
-class Ticket(db.Model):
+class Ticket(Model):
     __table_args__ = (
         sa.Index("ix_ticket_queue", "queue_rank", "effective_due_at", "id"),
         # The first-come-first-served position count.
@@ -276,7 +293,7 @@ class Ticket(db.Model):
             self.queue_rank = 2
 
 
-class Attachment(db.Model):
+class Attachment(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
     filename: Mapped[str] = mapped_column(sa.String(200))
@@ -289,7 +306,7 @@ class Attachment(db.Model):
     ticket: Mapped[Ticket] = relationship(back_populates="attachments")
 
 
-class Notification(db.Model):
+class Notification(Model):
     """One outgoing message: the transactional outbox row."""
 
     # The admins' digest looks up failed rows it has not listed yet.
@@ -326,7 +343,7 @@ class Notification(db.Model):
     staff: Mapped[Staff | None] = relationship()
 
 
-class TicketEvent(db.Model):
+class TicketEvent(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
     kind: Mapped[str] = mapped_column(sa.String(30))
@@ -338,7 +355,7 @@ class TicketEvent(db.Model):
     staff: Mapped[Staff | None] = relationship()
 
 
-class Heartbeat(db.Model):
+class Heartbeat(Model):
     """Last sign of life from each worker, read by /healthz."""
 
     name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
@@ -346,7 +363,7 @@ class Heartbeat(db.Model):
     holder: Mapped[str | None] = mapped_column(sa.String(100))
 
 
-class SiteHeartbeat(db.Model):
+class SiteHeartbeat(Model):
     """The latest heartbeat from a site's WordPress plugin: versions and the core-file check."""
 
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), primary_key=True)
@@ -374,7 +391,7 @@ class SiteHeartbeat(db.Model):
         return (now or utcnow()) - self.received_at > self.STALE_AFTER
 
 
-class TimeEntry(db.Model):
+class TimeEntry(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
@@ -387,7 +404,7 @@ class TimeEntry(db.Model):
     staff: Mapped[Staff | None] = relationship()
 
 
-class SlaPause(db.Model):
+class SlaPause(Model):
     """A span while the ticket waited on the client: the resolution clock stops."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -396,7 +413,7 @@ class SlaPause(db.Model):
     ended_at: Mapped[datetime | None]
 
 
-class HandledMessage(db.Model):
+class HandledMessage(Model):
     """Messages handled once and only once: webhook ids, mail-in messages, flood alerts.
 
     A second arrival with the same key is a replay or a retry, and is refused or ignored.
@@ -416,7 +433,7 @@ class HandledMessage(db.Model):
         return True
 
 
-class HeldMessage(db.Model):
+class HeldMessage(Model):
     """Mail-in our MTA could not authenticate that would have threaded or opened a ticket.
 
     Kept, not acted on, until a member of staff accepts it (it is then filed as if the

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, Task, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
-from supportwidget.platform import logs
+from supportwidget.platform import logs, the_app
 from supportwidget.platform.database import init_schema
 from supportwidget.worker import Workers
 
@@ -70,7 +70,7 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
 @click.option("--no-worker", is_flag=True, help="Run the web server only (workers run elsewhere).")
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web server (waitress) and, unless --no-worker, the worker."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = the_app()
     init_schema()
     logs.configure(app)  # after the migrations, whose logging setup would replace ours
     server = make_server(app, host, port, threads)

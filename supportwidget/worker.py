@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from huey.consumer import Consumer
 
 from supportwidget.emergencies import paging
@@ -21,7 +21,7 @@ from supportwidget.models import db
 from supportwidget.notify import outbox
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Channel
-from supportwidget.platform import jobs
+from supportwidget.platform import jobs, the_app
 from supportwidget.platform.heartbeat import beat, take_scheduler_lease
 from supportwidget.platform.logs import configure
 from supportwidget.sla import deadlines
@@ -111,7 +111,7 @@ class Workers:
 @click.command("worker")
 def worker_command() -> None:
     """Run the notification worker alone (scale-out)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = the_app()
     configure(app)
     workers = Workers(app)
     signal.signal(signal.SIGTERM, lambda *_: workers.stopped.set())

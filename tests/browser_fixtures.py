@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from supportwidget.models import Client, Site, Staff, db
 
-from conftest import make_app
+from conftest import make_app, sqlite_copy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -196,13 +196,15 @@ def serving(server: Any, app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, smtp_server: Any) -> Iterator[LiveService]:
+def live_server(
+    tmp_path: Path, smtp_server: Any, sqlite_template: Path
+) -> Iterator[LiveService]:
     """Run the service under waitress and a host site on another origin."""
     host = HostSite()
     server = waitress_server()
     url = f"http://127.0.0.1:{server.effective_port}"
     app = make_app(
-        f"sqlite:///{tmp_path / 'live.sqlite'}",
+        sqlite_copy(sqlite_template, tmp_path / "live.sqlite"),
         tmp_path,
         **smtp_server.config(),
         PUBLIC_URL=url,

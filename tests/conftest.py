@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,12 +14,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 
 from supportwidget import create_app
 from supportwidget.models import Client, Site, Staff, db
-from supportwidget.platform.database import init_schema
+from supportwidget.platform.database import MIGRATIONS, init_schema
 
 pytest_plugins = ["smtp_fixtures", "vonage_standin"]
 # Test modules import helpers from these fixture modules: rewrite their asserts too.
@@ -25,10 +30,105 @@ pytest.register_assert_rewrite("browser_fixtures", "wordpress_fixtures")
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"]
+# Staff passwords hashed with one cheap round: scrypt costs ~0.1 s per login under test.
+CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1"
+
+# Migrating costs about a second a test. Each session migrates once: SQLite into a template
+# file that every test copies, PostgreSQL into the shared database whose tables are emptied
+# between tests (dropped and migrated again only when a test changed the schema).
+_TRUNCATE_SKIPS = ("alembic_version",)
+
+
+class SharedTemplateCode(BytecodeCache):
+    """Keep compiled templates in memory for every app of the session.
+
+    Each test builds its own app, and each app's Jinja environment would otherwise compile
+    every template it renders again (a quarter of a second a test). Jinja checks the
+    source's checksum before using what is kept here.
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[tuple[object, ...], bytes] = {}
+
+    def _key(self, bucket: Bucket) -> tuple[object, ...]:
+        env = bucket.environment
+        return (bucket.key, tuple(sorted(env.extensions)), env.autoescape)
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self.code.get(self._key(bucket))
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[self._key(bucket)] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE = SharedTemplateCode()
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """Return the newest migration's revision."""
+    return ScriptDirectory(MIGRATIONS).get_current_head()
+
+
+def migrate_unless_current() -> None:
+    """Migrate the app's database unless it is already at the newest revision."""
+    with db.engine.connect() as conn:
+        if sa.inspect(conn).has_table("alembic_version"):
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            if current is not None and current == head_revision():
+                return
+    init_schema()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a SQLite file migrated to the newest revision, for tests to copy."""
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    path = folder / "template.sqlite"
+    with running(make_app(f"sqlite:///{path}", folder)):
+        pass  # running() closes every connection: SQLite folds its WAL back into the file
+    return path
+
+
+def sqlite_copy(template: Path, path: Path) -> str:
+    """Copy the migrated template to `path` and return its URL."""
+    shutil.copyfile(template, path)
+    wal = template.with_name(template.name + "-wal")  # normally folded back on close
+    if wal.exists():
+        shutil.copyfile(wal, path.with_name(path.name + "-wal"))
+    return f"sqlite:///{path}"
+
+
+def _schema_of(conn: sa.Connection) -> list[tuple[str, ...]]:
+    """Return every column of the public schema with its type, nullability and default."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public'"
+            " ORDER BY table_name, column_name"
+        )
+    )
+    return [tuple(str(value) for value in row) for row in rows]
+
+
+@pytest.fixture(scope="session")
+def postgresql_schema(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, ...]]:
+    """Migrate the PostgreSQL test database once; return its schema to compare against."""
+    assert PG_URL
+    _reset_postgresql(PG_URL)
+    with running(make_app(PG_URL, tmp_path_factory.mktemp("postgresql-template"))):
+        pass
+    engine = sa.create_engine(PG_URL)
+    with engine.connect() as conn:
+        schema = _schema_of(conn)
+    engine.dispose()
+    return schema
 
 
 def _reset_postgresql(url: str) -> None:
-    """Give each test an empty schema on the shared PostgreSQL database."""
+    """Give the shared PostgreSQL database an empty schema (make_app migrates it)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -36,14 +136,33 @@ def _reset_postgresql(url: str) -> None:
     engine.dispose()
 
 
+def _empty_postgresql(url: str, schema: list[tuple[str, ...]]) -> None:
+    """Empty every table and restart the ids; start from no schema if a test changed it."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        revision = None
+        if sa.inspect(conn).has_table("alembic_version"):
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        if revision == head_revision() and _schema_of(conn) == schema:
+            tables = [
+                name for name in sa.inspect(conn).get_table_names() if name not in _TRUNCATE_SKIPS
+            ]
+            quoted = ", ".join(f'"{name}"' for name in tables)
+            conn.execute(sa.text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+            engine.dispose()
+            return
+    engine.dispose()
+    _reset_postgresql(url)
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Yield a fresh database URL: SQLite always; PostgreSQL when TEST_DATABASE_URL is set."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+        return sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path / "test.sqlite")
     if not PG_URL:
         pytest.skip("PostgreSQL run skipped: set TEST_DATABASE_URL (CI does) to run it")
-    _reset_postgresql(PG_URL)
+    _empty_postgresql(PG_URL, request.getfixturevalue("postgresql_schema"))
     return PG_URL
 
 
@@ -61,11 +180,13 @@ def make_app(database_url: str, tmp_path: Path, **overrides: Any) -> Flask:
         "PUBLIC_URL": "http://support.test",
         "MAIL_DEFAULT_SENDER": "Support desk <support@agency.test>",
         "STAFF_NOTIFY_EMAILS": ["inbox@agency.test"],
+        "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
         **overrides,
     }
     app = create_app(config)
+    app.jinja_env.bytecode_cache = TEMPLATE_CODE
     with app.app_context():
-        init_schema()
+        migrate_unless_current()
     return app
 
 

@@ -22,6 +22,9 @@ from test_widget_script import WIDGET_BUDGET, budget_report, gzipped
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
 
+# Chromium against a live server: seconds a test, outside the fast tier.
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["browser_fixtures"]
 
 AXE = Path(__file__).parent.parent / "node_modules" / "axe-core" / "axe.min.js"

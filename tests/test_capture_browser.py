@@ -20,6 +20,9 @@ from supportwidget.platform.screenshots import stored_path
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
 
+# Chromium against a live server: seconds a test, outside the fast tier.
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["browser_fixtures"]
 
 HOST_GREEN = (0, 160, 80)

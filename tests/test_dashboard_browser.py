@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from browser_fixtures import LiveService
 
 pytest_plugins = ["browser_fixtures"]
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "browser-test-password"
 
 

@@ -28,7 +28,7 @@ from supportwidget.platform import i18n
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
 
-from conftest import form_token, standard_fields
+from conftest import form_token, sqlite_copy, standard_fields
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
@@ -43,9 +43,9 @@ FRENCH_DAYS = "lun.|mar.|mer.|jeu.|ven.|sam.|dim."
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
     """Run this module on SQLite only: nothing here depends on the database engine."""
-    return f"sqlite:///{tmp_path / 'i18n.sqlite'}"
+    return sqlite_copy(sqlite_template, tmp_path / "i18n.sqlite")
 
 
 def with_i18n(app: Flask) -> Flask:
@@ -343,6 +343,7 @@ def test_mail_to_an_unverified_requester_in_german_repeats_nothing(
 # Chromium
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_widget_iframe_shows_french_form_for_data_locale(
     live_server: LiveService, page: Page

@@ -218,6 +218,7 @@ def test_the_body_limit_lets_a_request_carry_every_screenshot():
     assert config.MAX_CONTENT_LENGTH >= needed
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_the_form_page_takes_at_most_max_screenshots(live_server: LiveService, page: Page):
     page.goto(f"{live_server.url}/s/{live_server.site_key}?locale=fr")

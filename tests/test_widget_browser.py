@@ -22,6 +22,9 @@ from supportwidget.models import Ticket, db
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
 
+# Chromium against a live server: seconds a test, outside the fast tier.
+pytestmark = pytest.mark.slow
+
 pytest_plugins = ["browser_fixtures"]
 
 # Rules a careless theme or admin plugin might ship; the widget must survive them all.

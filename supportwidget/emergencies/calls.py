@@ -8,7 +8,7 @@ from typing import Any
 
 from supportwidget.emergencies import paging
 from supportwidget.emergencies.state import emergency_state
-from supportwidget.models import Notification, TicketEvent, db
+from supportwidget.models import Notification, Ticket, TicketEvent, db
 from supportwidget.notify import messages
 from supportwidget.notify.channels import voice, vonage_calls
 from supportwidget.vocab import CallOutcome, NotificationChannel
@@ -38,18 +38,19 @@ def call_row(notification_id: int | None) -> Notification | None:
     return row if row.ticket is not None and row.staff is not None else None
 
 
-def _still_paging(row: Notification) -> bool:
-    state = emergency_state(row.ticket)  # type: ignore[arg-type]
+def _still_paging(ticket: Ticket) -> bool:
+    state = emergency_state(ticket)
     return state is not None and state.is_paging
 
 
 def answer_script(row: Notification) -> NCCO:
     """Return what an answered call says: the page and "press 1", or that it is taken."""
-    ticket = row.ticket
-    if _still_paging(row):
-        say = messages.spoken(ticket, "page", staff=row.staff)  # type: ignore[arg-type]
+    ticket, member = row.ticket, row.staff
+    assert ticket is not None and member is not None  # call_row made sure
+    if _still_paging(ticket):
+        say = messages.spoken(ticket, "page", staff=member)
         return vonage_calls.ncco(say, voice.callback_url("input", row.id))
-    return vonage_calls.ncco(messages.spoken(ticket, "taken"), None)  # type: ignore[arg-type]
+    return vonage_calls.ncco(messages.spoken(ticket, "taken"), None)
 
 
 def pressed(row: Notification, digits: str) -> NCCO:
@@ -59,7 +60,7 @@ def pressed(row: Notification, digits: str) -> NCCO:
     if digits.strip() == ACKNOWLEDGE_KEY and paging.acknowledge(ticket, member, via="voice"):
         return vonage_calls.ncco(messages.spoken(ticket, "acknowledged", staff=member), None)
     db.session.refresh(ticket)
-    if _still_paging(row):
+    if _still_paging(ticket):
         return vonage_calls.ncco(
             messages.spoken(ticket, "retry"), voice.callback_url("input", row.id)
         )
@@ -71,8 +72,9 @@ def record_outcome(row: Notification, status: str) -> bool:
     outcome = VONAGE_OUTCOMES.get(status)
     if outcome is None:
         return False
+    assert row.ticket is not None  # call_row made sure
     row.delivery_status = status
-    row.ticket.events.append(  # type: ignore[union-attr]
+    row.ticket.events.append(
         TicketEvent(
             kind="call", staff=row.staff, detail={"outcome": outcome.value, "to": row.recipient}
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import QueryableAttribute
 
 from supportwidget.emergencies.links import ack_url
 from supportwidget.emergencies.state import emergency_state
@@ -18,6 +19,7 @@ from supportwidget.models import (
     Ticket,
     TicketEvent,
     db,
+    rows_changed,
     utcnow,
 )
 from supportwidget.notify import messages, outbox
@@ -216,11 +218,11 @@ def acknowledge(ticket: Ticket, member: Staff, via: str) -> bool:
     if not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open:
         return False
     now = utcnow()
-    claimed = db.session.execute(
+    claimed = rows_changed(
         sa.update(Ticket)
         .where(Ticket.id == ticket.id, Ticket.acknowledged_at.is_(None))
         .values(acknowledged_at=now, acknowledged_by_id=member.id, next_page_at=None)
-    ).rowcount
+    )
     if claimed != 1:
         db.session.rollback()
         return False
@@ -273,7 +275,7 @@ def paged_staff(ticket: Ticket) -> list[Staff]:
     )
 
 
-def _paging(purpose: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+def _paging(purpose: QueryableAttribute[str]) -> sa.ColumnElement[bool]:
     """Match the purposes of pages and calls."""
     return sa.or_(purpose.like(f"{PAGE}-%"), purpose.like(f"{CALL}-%"))
 
@@ -325,13 +327,13 @@ def repage(ticket_id: int, now: datetime | None = None) -> bool:
     escalate = current >= limit + 1
     next_at = None if escalate else now + _interval()
     # Only one worker wins the round, however many run this at once.
-    won = db.session.execute(
+    won = rows_changed(
         sa.update(Ticket)
         .where(
             Ticket.id == ticket_id, Ticket.page_round == current, Ticket.acknowledged_at.is_(None)
         )
         .values(page_round=current + 1, next_page_at=next_at)
-    ).rowcount
+    )
     if won != 1:
         db.session.rollback()
         return False

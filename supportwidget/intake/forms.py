@@ -100,7 +100,7 @@ def valid_page_meta(form: Any, field: Any) -> None:
 
 
 @functools.cache
-def wtforms_catalog(language: str) -> support.Translations:
+def wtforms_catalog(language: str) -> support.NullTranslations:
     """Load WTForms' message catalog for a language (Flask-WTF reloads it on every request)."""
     return support.Translations.load(messages_path(), [language], domain="wtforms")
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.errors import MessageError
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 
@@ -151,12 +151,18 @@ def body_text(msg: EmailMessage) -> str:
     try:
         text = part.get_content()
     except (LookupError, UnicodeError):
-        text = part.get_payload(decode=True).decode("utf-8", "replace")
+        text = payload_bytes(part).decode("utf-8", "replace")
     if part.get_content_subtype() == "html":
         text = html.unescape(
             re.sub(r"<[^>]*>", " ", re.sub(r"(?is)<(script|style).*?</\1>", "", text))
         )
     return plaintext.without_controls(text).strip()
+
+
+def payload_bytes(part: Message) -> bytes:
+    """Return a part's decoded content as bytes (empty when it has none, or is multipart)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
 
 
 def without_quote(text: str) -> str:
@@ -174,7 +180,7 @@ def without_quote(text: str) -> str:
 def screenshots(msg: EmailMessage) -> list[Screenshot]:
     """Return attached images re-encoded, within the hosted form's limits; others are dropped."""
     images = [
-        Upload.named(part.get_filename(), part.get_payload(decode=True) or b"")
+        Upload.named(part.get_filename(), payload_bytes(part))
         for part in msg.iter_attachments()
         if part.get_content_maintype() == "image"
     ][:MAX_SCREENSHOTS]

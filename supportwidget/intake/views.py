@@ -17,6 +17,7 @@ from flask import (
     render_template,
     request,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
@@ -216,7 +217,7 @@ def too_many_requests(exc: HTTPException) -> Response:
 
 
 @bp.get("/widget.js")
-def widget_js() -> Response:
+def widget_js() -> ResponseReturnValue:
     """Serve the loader script minified, in every language, cacheable for an hour."""
     script = widget.served_script()
     response = Response(script.body, mimetype="text/javascript")

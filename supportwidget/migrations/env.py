@@ -13,7 +13,7 @@ config = context.config
 # This line sets up loggers basically.
 # Only when nothing set logging up yet (`flask init-db`): a running app's or a test's
 # handlers (JSON lines, pytest's capture) must not be replaced by alembic.ini's.
-if not logging.getLogger().handlers:
+if config.config_file_name and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 

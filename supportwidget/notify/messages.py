@@ -101,7 +101,9 @@ def one_line_subject(text: str) -> str:
     A long ticket subject plus long client and site names can exceed it; PostgreSQL would
     refuse the row and with it the whole ticket.
     """
-    limit = Notification.__table__.c.subject.type.length
+    column = Notification.__table__.c.subject.type
+    assert isinstance(column, sa.String) and column.length is not None  # String(n) in models.py
+    limit = column.length
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 

@@ -97,7 +97,7 @@ def _send_all(rows: list[Notification]) -> list[Outcome]:
         channel = CHANNELS.get(name)
         if channel is None:  # never guess: an unknown channel is not an SMS
             # A fault, not a withdrawal (WITHDRAWN): the admins' digest lists it.
-            sent = [("failed", f"no channel {name!r}: not sent")] * len(batch)
+            sent: list[Outcome] = [("failed", f"no channel {name!r}: not sent")] * len(batch)
         else:
             sent = channel.send(batch, until)
         outcomes.update(zip((row.id for row in batch), sent, strict=True))
@@ -183,8 +183,8 @@ def tell_staff_once(key: str, template: str, purpose: str, **context: Any) -> bo
 def schedule_due(pairs: Iterable[tuple[int, str]], at: datetime | None = None) -> None:
     """Queue deliveries by (id, channel): on the channel's lane, in the channel's batches."""
     ids: dict[str, list[int]] = {name: [] for name in CHANNELS}
-    for notification_id, channel in pairs:
-        ids.setdefault(channel, []).append(notification_id)
+    for notification_id, channel_name in pairs:
+        ids.setdefault(channel_name, []).append(notification_id)
     fallback = next(iter(CHANNELS.values()))  # a lane for unknown channels: deliver fails them
     for name, channel_ids in ids.items():
         channel = CHANNELS.get(name, fallback)

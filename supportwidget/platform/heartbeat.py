@@ -11,7 +11,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from supportwidget.models import Heartbeat, db, utcnow
+from supportwidget.models import Heartbeat, db, rows_changed, utcnow
 
 #: The Heartbeat row that is the scheduler lease, not a worker's beat.
 SCHEDULER = "scheduler-lease"
@@ -34,7 +34,7 @@ def take_scheduler_lease(holder: str, seconds: float) -> bool:
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
-    taken = db.session.execute(
+    taken = rows_changed(
         sa.update(Heartbeat)
         .where(
             Heartbeat.name == SCHEDULER,
@@ -43,6 +43,6 @@ def take_scheduler_lease(holder: str, seconds: float) -> bool:
             ),
         )
         .values(holder=holder, beat_at=now)
-    ).rowcount
+    )
     db.session.commit()
     return taken == 1

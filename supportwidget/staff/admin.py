@@ -18,12 +18,13 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
 from supportwidget.staff import accounts
 from supportwidget.staff.accounts import AccountError
-from supportwidget.staff.auth import admin_required, current_staff
+from supportwidget.staff.auth import admin_required, signed_in_staff
 from supportwidget.vocab import StaffRole
 
 bp = Blueprint("admin", __name__, url_prefix="/dashboard/admin")
@@ -127,7 +128,7 @@ def list_page(page: str) -> Response:
 
 @bp.post("/sites/<id:item_id>/rotate-key")
 @admin_required
-def rotate_key(item_id: int) -> Response:
+def rotate_key(item_id: int) -> ResponseReturnValue:
     """Issue a new site key; embeds with the old key keep working for the grace period."""
     site = _load(Site, item_id)
     days = int(current_app.config["SITE_KEY_GRACE_DAYS"])
@@ -147,7 +148,7 @@ def _load(model: Any, item_id: int) -> Any:
 @bp.post("/<page>/<id:item_id>")
 @bp.post("/<page>/new")
 @admin_required
-def save(page: str, item_id: int | None = None) -> Response:
+def save(page: str, item_id: int | None = None) -> ResponseReturnValue:
     """Create or update one record; show the list again with the reason if refused."""
     if page not in PAGES:
         abort(404)
@@ -171,7 +172,7 @@ def save(page: str, item_id: int | None = None) -> Response:
             if item_id is None:
                 raise AccountError("Add staff with `flask --app supportwidget staff add`.")
             item = _load(Staff, item_id)
-            save_staff(item, request.form, current_staff())
+            save_staff(item, request.form, signed_in_staff())
     except AccountError as exc:
         db.session.rollback()
         return render_admin(page, error=str(exc), status=422)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -34,28 +36,35 @@ csrf = CSRFProtect()
 # Heartbeats are signed by the site's secret.
 CSRF_EXEMPT_BLUEPRINTS = frozenset({"hosted", "webhooks", "api", "heartbeat", "demo"})
 STAFF_BLUEPRINTS = frozenset({"auth", "dashboard", "admin", "billing", "sites"})
-# Compared against when the e-mail is unknown, so both paths take as long.
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 CSP = (
     "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 
 View = TypeVar("View", bound=Callable[..., Any])
+_STAFF_KEY = "supportwidget.staff"
 
 
 def current_staff() -> Staff | None:
     """Return the signed-in staff member, or None when the session is absent or revoked."""
-    # Cached on the request, not on g: an app context can outlive one request.
-    if not hasattr(request, "_staff"):
+    # Cached in the request's WSGI environ, not on g: an app context can outlive one request.
+    if _STAFF_KEY not in request.environ:
         member = None
         staff_id, version = session.get("staff_id"), session.get("session_version")
         if isinstance(staff_id, int) and isinstance(version, int):
             member = db.session.get(Staff, staff_id)
             if member is None or not member.active or member.session_version != version:
                 member = None
-        request._staff = member  # type: ignore[attr-defined]
-    return request._staff  # type: ignore[attr-defined]
+        request.environ[_STAFF_KEY] = member
+    return request.environ[_STAFF_KEY]
+
+
+def signed_in_staff() -> Staff:
+    """Return the signed-in staff member of a view behind login_required (401 otherwise)."""
+    member = current_staff()
+    if member is None:
+        abort(401, "Sign in first.")
+    return member
 
 
 def login_required(view: View) -> View:
@@ -67,7 +76,7 @@ def login_required(view: View) -> View:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return cast(View, wrapped)
 
 
 def admin_required(view: View) -> View:
@@ -82,7 +91,13 @@ def admin_required(view: View) -> View:
             abort(403, "This page is for admins only.")
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return cast(View, wrapped)
+
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """Return a hash to check when the e-mail is unknown, so both paths take as long."""
+    return generate_password_hash("not-a-real-password", method=method)
 
 
 def hash_token(token: str) -> str:
@@ -106,7 +121,7 @@ def authenticate(email: str, password: str) -> Staff | None:
     """Return the active staff member with this e-mail and password, or None."""
     member = db.session.scalar(sa.select(Staff).where(Staff.email == email.strip().lower()))
     if member is None or not member.password_hash or not member.active:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     return member if member.check_password(password) else None
 
@@ -134,7 +149,7 @@ def login() -> Any:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """End the session everywhere: bumping the version revokes every copy of the cookie."""
     member = current_staff()
     if member is not None:

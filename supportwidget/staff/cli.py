@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ staff_cli = AppGroup("staff", help="Manage staff members.")
 sla_cli = AppGroup("sla", help="Manage SLA plans.")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Stop the command with a clear message and a non-zero exit status."""
     raise click.ClickException(message)
 

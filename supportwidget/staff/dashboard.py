@@ -19,6 +19,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from supportwidget.emergencies.state import emergency_state
 from supportwidget.intake import mailin
@@ -37,7 +38,7 @@ from supportwidget.platform import i18n
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla import deadlines as breaches
 from supportwidget.sla.workqueue import CursorError, Filters, work_queue
-from supportwidget.staff.auth import current_staff, login_required
+from supportwidget.staff.auth import login_required, signed_in_staff
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import STATUS_FILTERS, QueueScope, TicketKind, TicketStatus, TriageDecision
@@ -162,7 +163,7 @@ def ticket_page(reference: str) -> Response:
 
 
 def _status(ticket: Ticket) -> str:
-    updates.change_status(ticket, current_staff(), request.form.get("status", ""))
+    updates.change_status(ticket, signed_in_staff(), request.form.get("status", ""))
     ours, theirs = TicketStatus.label_of(ticket.status), i18n.status_name(ticket.status)
     # Where the requester's word differs ("waiting on you"), staff see what was sent.
     told = "" if theirs == ours else f" (they read “{theirs.lower()}”)"
@@ -170,18 +171,18 @@ def _status(ticket: Ticket) -> str:
 
 
 def _reply(ticket: Ticket) -> str:
-    updates.reply(ticket, current_staff(), request.form.get("body", ""))
+    updates.reply(ticket, signed_in_staff(), request.form.get("body", ""))
     return f"Reply sent to {ticket.requester_email}."
 
 
 def _acknowledge(ticket: Ticket) -> str:
-    updates.acknowledge(ticket, current_staff())
+    updates.acknowledge(ticket, signed_in_staff())
     return f"You acknowledged {ticket.reference}; paging has stopped."
 
 
 def _triage(ticket: Ticket) -> str:
     decision = request.form.get("decision", "")
-    updates.triage(ticket, current_staff(), decision, request.form.get("reason"))
+    updates.triage(ticket, signed_in_staff(), decision, request.form.get("reason"))
     if decision == TriageDecision.DOWNGRADE:
         return "Downgraded to a standard request; the requester was e-mailed the reason."
     return "Emergency confirmed."
@@ -190,7 +191,7 @@ def _triage(ticket: Ticket) -> str:
 def _log_time(ticket: Ticket) -> str:
     minutes = updates.parse_minutes(request.form.get("minutes"))
     billable = request.form.get("billable") in ("y", "on", "1", "true")
-    updates.log_time(ticket, current_staff(), minutes, request.form.get("note"), billable)
+    updates.log_time(ticket, signed_in_staff(), minutes, request.form.get("note"), billable)
     return f"Logged {minutes} min{' (billable)' if billable else ''}."
 
 
@@ -205,7 +206,7 @@ ACTIONS = {
 
 @bp.post("/tickets/<reference>/<action>")
 @login_required
-def ticket_action(reference: str, action: str) -> Response:
+def ticket_action(reference: str, action: str) -> ResponseReturnValue:
     """Run one ticket action; show the page again with the reason when it is refused."""
     handler = ACTIONS.get(action)
     if handler is None:
@@ -222,14 +223,14 @@ def ticket_action(reference: str, action: str) -> Response:
 
 @bp.post("/tickets/<reference>/notifications/<id:notification_id>/resend")
 @login_required
-def resend_notification(reference: str, notification_id: int) -> Response:
+def resend_notification(reference: str, notification_id: int) -> ResponseReturnValue:
     """Send a failed notification of a ticket again; say why not when it cannot be."""
     ticket = load_ticket(reference)
     row = db.session.get(Notification, notification_id)
     if row is None or row.ticket_id != ticket.id:
         abort(404, f"{ticket.reference} has no notification {notification_id}.")
     try:
-        updates.resend(ticket, current_staff(), row)
+        updates.resend(ticket, signed_in_staff(), row)
     except updates.UpdateError as exc:
         db.session.rollback()
         return render_ticket(load_ticket(reference), error=str(exc), status=422)
@@ -262,15 +263,15 @@ def held_mail() -> str:
 
 @bp.post("/held/<id:held_id>/<decision>")
 @login_required
-def decide_held(held_id: int, decision: str) -> Response:
+def decide_held(held_id: int, decision: str) -> ResponseReturnValue:
     """Accept a held message (file it as if authenticated) or drop it."""
     held = db.session.get(HeldMessage, held_id)
     if held is None or decision not in ("accept", "drop"):
         abort(404, "There is no such held message; someone may have decided on it already.")
     sender = held.sender
     if decision == "accept":
-        flash(f"Mail from {sender} accepted: {mailin.accept_held(held, current_staff())}.")
+        flash(f"Mail from {sender} accepted: {mailin.accept_held(held, signed_in_staff())}.")
     else:
-        mailin.drop_held(held, current_staff())
+        mailin.drop_held(held, signed_in_staff())
         flash(f"Mail from {sender} dropped.")
     return redirect(url_for(".held_mail"), code=303)

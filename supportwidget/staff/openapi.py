@@ -108,7 +108,9 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Return every model the document refers to: bodies as sent, parameters as read."""
     bodies = [op.body for op in OPERATIONS if op.body is not None]
     inputs = [model for op in OPERATIONS for model, _ in op.parameters]
-    return [(m, "serialization") for m in (*bodies, Error)] + [(m, "validation") for m in inputs]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "serialization") for m in bodies]
+    models.append((Error, "serialization"))
+    return models + [(m, "validation") for m in inputs]
 
 
 def _parameter(name: str, schema: dict[str, Any], location: str, required: bool) -> dict[str, Any]:

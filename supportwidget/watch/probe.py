@@ -69,7 +69,8 @@ class CheckResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         """Read a result stored with as_dict."""
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})
+        values: dict[str, Any] = {name: data.get(name) for name in cls.__dataclass_fields__}
+        return cls(**values)
 
 
 class _Refused(Exception):
@@ -158,7 +159,7 @@ def _address(host: str, port: int | None, deadline: float, allow_private: bool) 
         infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise _Refused(f"name not found ({exc.strerror})") from exc
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for text in addresses:
         if not allow_private and not ipaddress.ip_address(text.split("%")[0]).is_global:
             raise _Refused(f"not checked: {host} is not a public address ({text})")

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -83,7 +83,7 @@ def send_each(
     return outcomes
 
 
-def append_json_line(path: str, record: dict[str, object]) -> int:
+def append_json_line(path: str, record: Mapping[str, object]) -> int:
     """Append a record as one JSON line (the file sinks without credentials); return its number."""
     line = json.dumps(record, ensure_ascii=False)
     os.makedirs(os.path.dirname(path), exist_ok=True)

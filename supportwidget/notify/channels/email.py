@@ -42,6 +42,7 @@ from supportwidget.config import use_defaults
 from supportwidget.models import Notification
 from supportwidget.notify import messages
 from supportwidget.notify.channels.base import Outcome, send_each
+from supportwidget.platform import the_app
 from supportwidget.vocab import NotificationChannel
 
 __all__ = [
@@ -89,6 +90,8 @@ class PermanentMailError(MailError):
 class _MailState(flask_mail._Mail):
     """Flask-Mail's per-app settings plus timeout, CA bundle and the .eml folder."""
 
+    port: int  # always set (Flask-Mail's own state may leave it None)
+
     def __init__(
         self,
         config: t.Mapping[str, t.Any],
@@ -101,7 +104,7 @@ class _MailState(flask_mail._Mail):
         if use_ssl and use_tls:
             raise ValueError("Set only one of MAIL_USE_SSL (port 465) and MAIL_USE_TLS (587).")
         super().__init__(
-            server=config.get("MAIL_SERVER") or None,  # type: ignore[arg-type]
+            server=config.get("MAIL_SERVER") or "",  # "": no server, write .eml files
             username=config.get("MAIL_USERNAME"),
             password=config.get("MAIL_PASSWORD"),
             port=int(config.get("MAIL_PORT") or (465 if use_ssl else 25)),
@@ -122,7 +125,7 @@ class _MailState(flask_mail._Mail):
     @property
     def writes_files(self) -> bool:
         """Tell whether mail goes to the .eml folder because no server is set."""
-        return self.server is None
+        return not self.server
 
     def ssl_context(self) -> ssl.SSLContext:
         """Return a context that checks the host name and verifies the certificate."""
@@ -136,7 +139,12 @@ class _MailState(flask_mail._Mail):
 class _SafeConnection(flask_mail.Connection):
     """A Flask-Mail connection with a timeout, verified TLS and an .eml fallback."""
 
-    mail: _MailState
+    # Flask-Mail annotates this as Mail, yet its own Mail.connect() passes the per-app
+    # state (_Mail), as connect() here does.
+    mail: _MailState  # type: ignore[assignment]
+
+    def __init__(self, mail: _MailState) -> None:
+        super().__init__(mail)  # type: ignore[arg-type]  # see `mail` above
 
     def __enter__(self) -> _SafeConnection:
         self.num_emails = 0
@@ -206,7 +214,7 @@ class _SafeConnection(flask_mail.Connection):
                 raise PermanentMailError(
                     "Delivered to some recipients, refused for " + _describe_refused(refused)
                 )
-        flask_mail.email_dispatched.send(current_app._get_current_object(), message=message)
+        flask_mail.email_dispatched.send(the_app(), message=message)
 
 
 class Mail(flask_mail.Mail):

@@ -17,6 +17,7 @@ from supportwidget.models import Notification
 from supportwidget.notify.channels import base, vonage
 from supportwidget.notify.channels.base import SmsResult
 from supportwidget.notify.gsm import is_gsm
+from supportwidget.platform import the_app
 from supportwidget.vocab import NotificationChannel
 
 _signals = Namespace()
@@ -70,7 +71,7 @@ class Sms:
 
     def send(self, to: str, text: str, client_ref: str) -> SmsResult:
         """Send one SMS and say whether it was sent, may be retried, or failed."""
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        app = the_app()
         state: _State = app.extensions["sms"]
         if state.sink is not None:
             result = _write_to_file(state.sink, state.sender, to, text, client_ref)

@@ -196,8 +196,10 @@ def send(state: Account, message: SmsMessage) -> SmsResult:
 def _classify_body(response: requests.Response | None) -> SmsResult:
     """Classify a 200 answer whose message status is not "0"."""
     try:
-        messages = response.json()["messages"]  # type: ignore[union-attr]
-    except (AttributeError, KeyError, ValueError) as exc:
+        if response is None:
+            raise ValueError("no answer recorded")
+        messages = response.json()["messages"]
+    except (KeyError, ValueError) as exc:
         return SmsResult("failed", None, f"unreadable answer from Vonage ({exc!r}), {UNKNOWN}")
     accepted = [m for m in messages if m.get("status") == "0"]
     if accepted:
