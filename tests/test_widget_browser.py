@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from playwright.sync_api import Frame, FrameLocator, Page, expect
+from playwright.sync_api import Browser, Frame, FrameLocator, Page, expect
 
 from supportwidget.models import Ticket, db
+
+from browser_fixtures import fresh_page
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
@@ -402,3 +404,97 @@ def test_an_emergency_asks_its_question_and_the_widget_says_it_is_being_paged(
     ).to_be_visible()
     expect(page.get_by_text(f"Request {reference} sent.")).to_have_count(0)
     assert newest_ticket(live_server).category_answer == "The homepage says 'hacked by x'"
+
+
+ATTACH_THREE_WAYS = """images => {
+  const file = (name, b64) => new File(
+    [Uint8Array.from(atob(b64), c => c.charCodeAt(0))], name, {type: 'image/png'});
+  const carrying = (f) => { const dt = new DataTransfer(); dt.items.add(f); return dt; };
+  document.getElementById('subject').dispatchEvent(new ClipboardEvent('paste',
+    {bubbles: true, cancelable: true, clipboardData: carrying(file('pasted.png', images[0]))}));
+  document.getElementById('screenshots-zone').dispatchEvent(new DragEvent('drop',
+    {bubbles: true, cancelable: true, dataTransfer: carrying(file('dropped.png', images[1]))}));
+}"""
+
+
+@pytest.mark.browser
+def test_screenshots_and_text_survive_a_refused_send(live_server: LiveService, page: Page) -> None:
+    form = open_widget(page, dashboard(live_server, "/refused"))
+    form.locator("input[type=file]").set_input_files(
+        files=[{"name": "uploaded.png", "mimeType": "image/png", "buffer": png()}]
+    )
+    expect(form.locator("#thumbs li")).to_have_count(1)
+    images = [base64.b64encode(png((30, 20), c)).decode() for c in ((0, 90, 0), (0, 0, 90))]
+    form_frame(page).evaluate(ATTACH_THREE_WAYS, images)
+    expect(form.locator("#thumbs li")).to_have_count(3)
+    fill_request(form)
+    form.get_by_label("Your e-mail").fill("wendy at example")
+    form.get_by_role("button", name="Send request").click()
+
+    # 422: the error shows, the text and all three screenshots are still there.
+    expect(form.locator("#email-error")).to_be_visible()
+    expect(form.get_by_label("Subject")).to_have_value("Checkout button does nothing")
+    kept = form.locator("#kept-thumbs li")
+    expect(kept).to_have_count(3)
+    for name in ("uploaded.png", "pasted.png", "dropped.png"):
+        expect(kept.filter(has_text=name)).to_have_count(1)
+        loaded = kept.filter(has_text=name).locator("img").evaluate("i => i.naturalWidth")
+        assert loaded > 0, f"{name}: thumbnail did not load"
+    expect(form.get_by_role("button", name="Remove pasted.png")).to_be_visible()
+
+    form.get_by_label("Your e-mail").fill("wendy@example.com")
+    form.get_by_role("button", name="Send request").click()
+    expect(form.locator("#sw-result")).to_contain_text("SUP-")
+    ticket = newest_ticket(live_server)
+    assert sorted(a.filename for a in ticket.attachments) == [
+        "dropped.png",
+        "pasted.png",
+        "uploaded.png",
+    ]
+
+
+@pytest.mark.browser
+def test_a_kept_screenshot_can_be_removed_before_sending_again(
+    live_server: LiveService, page: Page
+) -> None:
+    form = open_widget(page, dashboard(live_server, "/remove-kept"))
+    form.locator("input[type=file]").set_input_files(
+        files=[
+            {"name": "keep.png", "mimeType": "image/png", "buffer": png()},
+            {"name": "oops.png", "mimeType": "image/png", "buffer": png((20, 20))},
+        ]
+    )
+    expect(form.locator("#thumbs li")).to_have_count(2)
+    fill_request(form)
+    form.get_by_label("Description").fill("short")
+    form.get_by_role("button", name="Send request").click()
+    expect(form.locator("#kept-thumbs li")).to_have_count(2)
+    form.get_by_role("button", name="Remove oops.png").click()
+    expect(form.locator("#kept-thumbs li:visible")).to_have_count(1)
+    form.get_by_label("Description").fill("Since this morning the checkout button does nothing.")
+    form.get_by_role("button", name="Send request").click()
+    expect(form.locator("#sw-result")).to_contain_text("SUP-")
+    assert [a.filename for a in newest_ticket(live_server).attachments] == ["keep.png"]
+
+
+@pytest.mark.browser
+def test_without_javascript_kept_screenshots_show_and_a_box_removes_one(
+    live_server: LiveService, chromium: Browser
+) -> None:
+    with fresh_page(chromium, java_script_enabled=False) as page:
+        page.goto(f"{live_server.url}/s/{live_server.site_key}")
+        page.locator("input[type=file]").set_input_files(
+            files=[
+                {"name": "keep.png", "mimeType": "image/png", "buffer": png()},
+                {"name": "oops.png", "mimeType": "image/png", "buffer": png((20, 20))},
+            ]
+        )
+        fill_request(page, name="Jane Owner")
+        page.get_by_label("Your e-mail").fill("jane")
+        page.get_by_role("button", name="Send request").click()
+        expect(page.locator("#kept-thumbs li")).to_have_count(2)
+        page.get_by_label("Remove oops.png").check()
+        page.get_by_label("Your e-mail").fill("jane@example.com")
+        page.get_by_role("button", name="Send request").click()
+        expect(page.locator("#sw-result")).to_contain_text("SUP-")
+    assert [a.filename for a in newest_ticket(live_server).attachments] == ["keep.png"]

@@ -34,7 +34,7 @@ from supportwidget.intake.forms import (
 )
 from supportwidget.models import Site, Ticket, db, utcnow
 from supportwidget.notify import outbox
-from supportwidget.platform import errors, i18n, limits, screenshots, tokens
+from supportwidget.platform import errors, i18n, kept, limits, screenshots, tokens
 from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
@@ -238,9 +238,9 @@ def standard_form(site_key: str) -> Response:
     if not form.is_submitted():
         return page("hosted/standard.html", site, form=form)
     if not form.validate():
-        status = 400 if form.form_token.errors else 422
-        return page("hosted/standard.html", site, status=status, form=form)
+        return page("hosted/standard.html", site, status=refused(form), form=form)
     ticket = tickets.open_standard_request(site, request_from(site, form))
+    form.forget_screenshots()
     return answer(ticket)
 
 
@@ -256,13 +256,17 @@ def emergency_form(site_key: str) -> Response:
     if not form.is_submitted():
         return page("hosted/emergency.html", site, form=form, needs_consent=needs_consent)
     if not form.validate():
-        status = 400 if form.form_token.errors else 422
         return page(
-            "hosted/emergency.html", site, status=status, form=form, needs_consent=needs_consent
+            "hosted/emergency.html",
+            site,
+            status=refused(form),
+            form=form,
+            needs_consent=needs_consent,
         )
     category = form.category.data
     site_check = emergencies.check_site(site) if category == EmergencyCategory.OFFLINE else None
     if emergencies.needs_confirmation(category, site_check, request.form.get("confirmed") == "1"):
+        form.keep_screenshots()
         # 409, not 200: nothing was filed, so it does not count against the emergency limit.
         return page(
             "hosted/emergency.html",
@@ -281,7 +285,33 @@ def emergency_form(site_key: str) -> Response:
         answer=form.category_answer(),
         site_check=site_check,
     )
+    form.forget_screenshots()
     return answer(ticket)
+
+
+def refused(form: RequestForm) -> int:
+    """Keep a refused request's screenshots; return 400 for a bad token, else 422."""
+    if form.form_token.errors:
+        return 400
+    form.keep_screenshots()
+    return 422
+
+
+@bp.get("/s/<site_key>/kept/<shot>")
+def kept_screenshot(site_key: str, shot: str) -> Response:
+    """Show a kept screenshot to the holder of its form token (the thumbnail after a 422)."""
+    try:
+        nonce = tokens.read_form_token(request.args.get("token", ""), site_key)
+    except tokens.TokenError:
+        abort(404)
+    found = kept.read(current_app.config["UPLOAD_FOLDER"], nonce, shot)
+    if found is None:
+        abort(404)
+    response = Response(found[0], mimetype=found[1])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def request_from(site: Site, form: RequestForm) -> tickets.Request:

@@ -277,13 +277,35 @@
     });
   }
 
+  /* Screenshots kept by the server from a refused try: a Remove button ticks the box that
+   * tells the server to drop one (the box is what works without this script). */
+  const keptItems = Array.from(d.querySelectorAll('#kept-thumbs li'));
+  const keptCount = () => keptItems.filter((item) => !item.hidden).length;
+  keptItems.forEach((item) => {
+    const label = item.querySelector('label.drop');
+    const box = label.querySelector('input');
+    const remove = d.createElement('button');
+    remove.type = 'button';
+    remove.className = 'remove';
+    remove.textContent = t('remove');
+    remove.setAttribute('aria-label', label.textContent.trim());
+    remove.addEventListener('click', () => {
+      box.checked = true;
+      item.hidden = true;
+      say('');
+      input.focus();
+    });
+    label.hidden = true;
+    item.append(remove);
+  });
+
   function add(list) {
     Array.from(list).forEach((file) => {
       if (!TYPES.test(file.type)) {
         say(t('notImage', file.name));
         return;
       }
-      if (files.length + waiting >= config.maxFiles) {
+      if (keptCount() + files.length + waiting >= config.maxFiles) {
         say(t('tooMany'));
         return;
       }
