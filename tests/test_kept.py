@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import time
@@ -85,3 +86,12 @@ def test_the_periodic_job_prunes_kept_screenshots_of_expired_forms(app, client, 
     os.utime(folder, (old, old))
     PERIODIC["prune_kept"]()
     assert not folder.exists()
+
+
+def test_the_form_states_its_limits_in_the_page_language(client, site):
+    page = client.get(f"/s/{site.site_key}?locale=fr").get_data(as_text=True)
+    assert "PNG, JPEG, WebP ou GIF, 10 Mo au plus chacune." in page
+    # form.js's own messages say the size limit too, and only it claims paste and drop.
+    config = json.loads(re.search(r'id="sw-config">(.*?)</script>', page).group(1))
+    assert config["strings"]["tooLarge"] == "{name} dépasse 10 Mo."
+    assert "coller ou déposer" not in page.split('id="sw-config"')[0]

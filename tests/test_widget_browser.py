@@ -498,3 +498,46 @@ def test_without_javascript_kept_screenshots_show_and_a_box_removes_one(
         page.get_by_role("button", name="Send request").click()
         expect(page.locator("#sw-result")).to_contain_text("SUP-")
     assert [a.filename for a in newest_ticket(live_server).attachments] == ["keep.png"]
+
+
+@pytest.mark.browser
+def test_errors_name_their_fields_state_limits_and_clear_once_fixed(
+    live_server: LiveService, page: Page
+) -> None:
+    form = open_widget(page, dashboard(live_server, "/errors", user_email="not-an-address"))
+    # The limits are said before anything goes wrong.
+    expect(form.locator("#screenshots-hint")).to_have_text(
+        "PNG, JPEG, WebP or GIF, at most 10 MB each. You can also paste or drop images here."
+    )
+    form.locator("input[type=file]").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+    )
+    expect(form.locator("#screenshots-notice")).to_have_text(
+        "notes.txt is not an image. Please attach PNG, JPEG, WebP or GIF files."
+    )
+    form.get_by_role("button", name="Send request").click()
+
+    summary = form.locator(".form-errors")
+    expect(summary).to_be_focused()
+    lines = summary.locator("li")
+    expect(lines).to_have_text(
+        [
+            "Subject: Please give a short subject.",
+            "Description: Please describe the problem.",
+            "Your e-mail: Please give a valid e-mail address.",
+        ]
+    )
+    # Each line links its field, and following it puts the caret there.
+    summary.get_by_role("link", name="Description").click()
+    expect(form.get_by_label("Description")).to_be_focused()
+
+    # Fixing a field clears its error, its red border and its line; the others stay.
+    form.get_by_label("Subject").fill("Checkout button does nothing")
+    expect(form.locator("#subject-error")).to_have_count(0)
+    expect(form.get_by_label("Subject")).to_have_attribute("aria-invalid", "false")
+    expect(lines).to_have_count(2)
+    form.get_by_label("Description").fill("too short")
+    expect(form.locator("#description-error")).to_be_visible()  # still too short
+    form.get_by_label("Description").fill("Since this morning the checkout button does nothing.")
+    form.get_by_label("Your e-mail").fill("wendy@example.com")
+    expect(summary).to_be_hidden()

@@ -303,7 +303,12 @@ def form_strings() -> dict[str, str]:
             "%(name)s is not an image. Please attach PNG, JPEG, WebP or GIF files.", name=name
         ),
         "tooMany": gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS),
-        "tooLarge": gettext("%(name)s is too large.", name=name),
+        "tooLarge": gettext(
+            "%(name)s is larger than %(size)s MB.",
+            name=name,
+            size=current_app.config["MAX_SCREENSHOT_BYTES"] // (1024 * 1024),
+        ),
+        "dropHint": gettext("You can also paste or drop images here."),
         "unreadable": gettext("%(name)s could not be read as an image.", name=name),
         "coverTitle": gettext("Cover private details"),
         "coverHint": gettext(

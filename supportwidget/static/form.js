@@ -170,6 +170,35 @@
   if (!embedded) restoreDraft(storedDraft());
   form.addEventListener('input', () => saveDraft(form));
 
+  /* A field's error goes once it is fixed: its message, its red, its line in the summary. */
+  function fixed(field) {
+    const box = field.closest('.field');
+    if (!box || !box.classList.contains('has-error')) return;
+    const ticked = field.type === 'radio' || field.type === 'checkbox';
+    if (ticked ? !field.checked : !field.value.trim() || !field.checkValidity()) return;
+    box.classList.remove('has-error');
+    box.querySelectorAll('[aria-invalid]').forEach((f) => f.setAttribute('aria-invalid', 'false'));
+    box.querySelectorAll('.error[id$="-error"]').forEach((e) => e.remove());
+    const list = summary && summary.classList.contains('form-errors') ? summary : null;
+    if (!list) return;
+    const key = field.type === 'radio' ? field.name : field.id;
+    const line = list.querySelector('li[data-field="' + key + '"]');
+    if (line) line.remove();
+    if (!list.querySelector('li, .error')) list.hidden = true;
+  }
+  // A summary link takes focus to its field (a bare fragment link only scrolls).
+  if (summary) {
+    summary.addEventListener('click', (event) => {
+      const link = event.target.closest('a[href^="#"]');
+      const target = link && d.getElementById(link.getAttribute('href').slice(1));
+      if (!target) return;
+      event.preventDefault();
+      target.focus();
+    });
+  }
+  form.addEventListener('input', (event) => fixed(event.target));
+  form.addEventListener('change', (event) => fixed(event.target));
+
   /* The emergency form asks one question per category: show only the chosen category's. */
   const questions = form.querySelectorAll('[data-category]');
   function showQuestion() {
@@ -492,6 +521,8 @@
       shot.addEventListener('click', capture);
       input.after(shot);
     }
+    const hint = d.getElementById('screenshots-hint');
+    if (hint) hint.textContent += ' ' + t('dropHint');
     input.setAttribute('aria-describedby',
       (input.getAttribute('aria-describedby') || '') + ' screenshots-notice');
     input.addEventListener('change', () => {
