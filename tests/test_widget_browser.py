@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Frame, FrameLocator, Page, expect
 
 from supportwidget.models import Ticket, db
 
-from browser_fixtures import fresh_page
+from browser_fixtures import embed_tag, fresh_page
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
@@ -237,21 +237,78 @@ def test_form_takes_page_details_only_from_allowed_origins(
     assert newest_ticket(live_server).page_meta["context"] == {"cms": "forged"}
 
 
+PANEL = "[role=dialog] [role=alert]"
+
+
+def expect_clean_panel(
+    page: Page, why: str, phone: str, email: str, emergency: str = EMERGENCY_TAB
+) -> None:
+    """Check the dialog shows why, the ways out and the contacts, and no frame at all."""
+    panel = page.locator(PANEL)
+    expect(panel).to_be_visible()
+    expect(panel.locator("p").first).to_have_text(why)
+    expect(page.locator(FRAME)).to_be_hidden()
+    expect(panel.get_by_role("link", name=emergency)).to_have_attribute(
+        "href", re.compile(r"/s/[^/]+/emergency(\?locale=\w+)?$")
+    )
+    expect(panel.get_by_role("link", name=phone)).to_have_attribute(
+        "href", "tel:" + re.sub(r"[^\d+]", "", phone)
+    )
+    expect(panel.get_by_role("link", name=email)).to_have_attribute("href", "mailto:" + email)
+
+
 @pytest.mark.browser
 def test_widget_on_an_origin_not_allowed_offers_the_form_in_a_new_tab(
     live_server: LiveService, page: Page
 ) -> None:
+    live_server.app.config.update(AGENCY_PHONE="+44 20 7946 0000", AGENCY_EMAIL="help@agency.test")
     dashboard(live_server, "/elsewhere")
     page.goto(live_server.host.other_origin + "/elsewhere")
     page.get_by_role("button", name=LABEL).click()
-    fallback = page.get_by_role("link", name="The form cannot be shown here: open it in a new tab.")
+    # The agency's contacts come from the service's settings (widget.json).
+    expect_clean_panel(
+        page,
+        "This support button is not set up for this page.",
+        "+44 20 7946 0000",
+        "help@agency.test",
+    )
     with page.expect_popup() as popup_info:
-        fallback.click()
+        page.get_by_role("link", name="Open the form in a new tab").click()
     popup = popup_info.value
     fill_request(popup, name="Jane Owner")
     popup.get_by_role("button", name="Send request").click()
     expect(popup.locator("#sw-result")).to_contain_text("SUP-")
     assert newest_ticket(live_server).page_meta == {}
+
+
+@pytest.mark.browser
+def test_a_host_page_whose_csp_forbids_the_frame_shows_the_clean_panel(
+    live_server: LiveService, page: Page
+) -> None:
+    embed = live_server.embed(phone="+44 20 7946 0999", email="desk@agency.test")
+    csp = f"default-src 'self'; script-src 'self' {live_server.url}"
+    url = live_server.host.add("/csp", embed, headers={"Content-Security-Policy": csp})
+    page.goto(url)
+    page.get_by_role("button", name=LABEL).click()
+    expect_clean_panel(
+        page,
+        "This page's security settings do not let the support form show here.",
+        "+44 20 7946 0999",
+        "desk@agency.test",
+    )
+    with page.expect_popup() as popup_info:
+        page.get_by_role("link", name="Open the form in a new tab").click()
+    expect(popup_info.value.get_by_label("Subject")).to_be_visible()
+
+
+@pytest.mark.browser
+def test_an_unknown_site_key_shows_the_clean_panel(live_server: LiveService, page: Page) -> None:
+    embed = embed_tag(live_server.url, "no-such-key", phone="+44 20 7946 0999", email="d@a.test")
+    page.goto(live_server.host.add("/unknown", embed))
+    page.get_by_role("button", name=LABEL).click()
+    expect_clean_panel(
+        page, "This support button is not set up for this page.", "+44 20 7946 0999", "d@a.test"
+    )
 
 
 @pytest.mark.browser
@@ -353,9 +410,15 @@ def test_unreachable_service_still_opens_and_says_so(live_server: LiveService, p
     page.goto(live_server.host.add("/down", embed))
     page.get_by_role("button", name="Ticket erstellen?").click()
     expect(page.get_by_role("dialog", name="Support kontaktieren")).to_be_visible()
-    expect(page.get_by_role("status")).to_contain_text("Support nicht erreichbar")
     # The agency's own fallback contacts, from the embed.
-    expect(page.get_by_role("status")).to_contain_text("+44 20 7946 0000 help@agency.test")
+    expect_clean_panel(
+        page,
+        "Der Support ist gerade nicht erreichbar.",
+        "+44 20 7946 0000",
+        "help@agency.test",
+        "Notfall? Website offline / gehackt / defekt",
+    )
+    expect(page.get_by_role("link", name="Formular in neuem Tab öffnen")).to_be_visible()
 
 
 # The page's command queue: calls made before the async script ran wait in supportwidget.q.

@@ -228,6 +228,32 @@ def widget_js() -> Response:
     return response.make_conditional(request)
 
 
+@bp.get("/s/<site_key>/widget.json")
+def widget_settings(site_key: str) -> Response:
+    """Tell the loader whether its form can open here, with the site's look and contacts.
+
+    A refusal (unknown key, switched off, an origin the site does not allow) is readable from
+    any origin: it names no more than the key's owner already knows, and lets the widget say
+    why instead of showing a broken frame. The site's own settings go to its origins only.
+    """
+    config = current_app.config
+    about: dict[str, Any] = {"phone": config["AGENCY_PHONE"], "email": config["AGENCY_EMAIL"]}
+    site = Site.find_by_key(site_key)
+    origin = request.headers.get("Origin")
+    reason = widget.refusal(site, origin)
+    if reason or site is None:
+        response = jsonify(ok=False, reason=reason, **about)
+        response.status_code = 404 if site is None else 403
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        response = jsonify(ok=True, label=site.label, color=site.color, **about)
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @bp.route("/s/<site_key>", methods=["GET", "POST"])
 @limits.public_form
 @keeps_input

@@ -51,7 +51,7 @@
     ':focus-visible{outline:3px solid #ffbf47;outline-offset:2px}' +
     '.overlay{position:fixed;inset:0;z-index:2147483647;background:#0009;display:flex;' +
     'align-items:center;justify-content:center;padding:16px}' +
-    '.overlay[hidden]{display:none}.capturing{opacity:0}' +
+    '.capturing{opacity:0}' +
     '.dialog{background:#fff;color:#1a1a1a;width:min(660px,100%);height:min(820px,100%);' +
     'display:flex;flex-direction:column;border-radius:10px;overflow:hidden}' +
     'header,nav{display:flex;align-items:center;gap:8px;padding:10px 14px}' +
@@ -61,14 +61,15 @@
     '.emergency{margin-inline-start:auto;color:#b00020;font-weight:600}' +
     '.notice{margin:0 14px;padding:8px;background:#fff4e5;color:#5c3b00}' +
     '.notice:empty{display:none}iframe{flex:1;border:0;background:#fff}' +
+    '.panel{flex:1;padding:4px 18px}.panel a{display:block;margin:10px 0}[hidden]{display:none}' +
     '@media (max-width:600px){.overlay{padding:0}.dialog{border-radius:0;height:100%}}' +
     '@media (prefers-color-scheme:dark){.dialog{background:#1e1e1e;color:#eee}' +
     '.emergency{color:#ff8a95}}';
 
   // Built on first open; the launcher button lives in `shadow` from the start.
-  let shadow, launcher, overlay, heading, frame, notice, tabs;
+  let shadow, launcher, overlay, heading, frame, notice, tabs, panel;
   // The form page said it is ready; it filed a request; the emergency form is showing.
-  let formReady, submitted, showingEmergency;
+  let formReady, submitted, showingEmergency, timer;
 
   function listen(target, type, handler) {
     target.addEventListener(type, handler);
@@ -160,6 +161,8 @@
       })
     );
     notice = element('p', { class: 'notice', role: 'status' });
+    // Shown instead of a frame that cannot load: why, and every other way to reach support.
+    panel = element('div', { class: 'panel', role: 'alert', hidden: '' });
     frame = element('iframe', { title: text.frame, allow: 'display-capture' });
     listen(frame, 'load', formLoaded);
     // Focus sentinels keep Tab inside the dialog, also when it leaves the iframe.
@@ -171,7 +174,7 @@
       'div',
       { class: 'dialog', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'title' },
       [first, element('header', {}, [heading, closeButton]), element('nav', {}, tabs), notice,
-        frame, last]
+        panel, frame, last]
     );
     overlay = element('div', { class: 'overlay', hidden: '' }, [dialog]);
     listen(overlay, 'click', (event) => event.target === overlay && close());
@@ -196,29 +199,52 @@
     if (link) notice.replaceChildren(element('a', { href: link, target: '_blank' }, [message]));
   }
 
+  function link(label, href) {
+    return element('a', { href, target: '_blank', rel: 'noopener' }, [label]);
+  }
+
+  // Why the form cannot show ('down', 'blocked' by this page's CSP, or not 'setup' for this
+  // page), with the form in a new tab, the emergency form, and the agency's phone and e-mail.
+  function showPanel(why, about) {
+    if (formReady) return;
+    clearTimeout(timer);
+    about = about || {};
+    const phone = options.phone || about.phone;
+    const email = options.email || about.email;
+    panel.replaceChildren(
+      element('p', {}, [text[why]]),
+      link(text.newTab, formUrl(showingEmergency, true)),
+      link(text.emergency, formUrl(true, true)),
+      ...(phone || email ? [element('p', {}, [text.call])] : []),
+      ...(phone ? [link(phone, 'tel:' + phone.replace(/[^\d+]/g, ''))] : []),
+      ...(email ? [link(email, 'mailto:' + email)] : [])
+    );
+    panel.hidden = false;
+    frame.hidden = true;
+  }
+
   function loadForm(emergency) {
     formReady = submitted = false;
     say('');
     showTab(emergency);
+    panel.hidden = true;
+    frame.hidden = false;
     frame.src = formUrl(emergency);
-    // A frame that fails to load says nothing: ask the service directly, and if it does not
-    // answer give the agency's own phone and e-mail.
-    fetch(service + '/healthz', {
-      mode: 'no-cors',
-      cache: 'no-store',
-      signal: AbortSignal.timeout(5000)
-    }).catch(
-      () => formReady || say([text.down, options.phone, options.email].filter(Boolean).join(' '))
-    );
+    // A frame that cannot load says nothing: ask the service whether the form can open here.
+    // No answer (down, hanging, or this page's CSP has no connect-src for us): give the form
+    // a moment, then say so.
+    const later = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => showPanel('down'), 1500);
+    };
+    fetch(service + '/s/' + siteKey + '/widget.json', { signal: AbortSignal.timeout(6000) })
+      .then((response) => response.json())
+      .then((about) => about.ok || showPanel('setup', about), later);
+    timer = setTimeout(() => showPanel('down'), 10000);
   }
 
   function formLoaded() {
     sendContext();
-    // A form page that never says "ready" was refused (not an allowed origin) or failed.
-    setTimeout(
-      () => formReady || notice.textContent || say(text.blocked, formUrl(showingEmergency, true)),
-      3000
-    );
   }
 
   // Tell the form page what it cannot see from inside its frame.
@@ -264,6 +290,9 @@
     const type = message.type;
     if (type === PREFIX + 'ready') {
       formReady = true;
+      clearTimeout(timer);
+      panel.hidden = true;
+      frame.hidden = false;
       say('');
       showTab(!!message.emergency);
       sendContext();
@@ -283,6 +312,11 @@
     }
   }
   listen(window, 'message', formMessage);
+  // This page's Content-Security-Policy refused our frame: the browser would show a broken one.
+  listen(document, 'securitypolicyviolation', (event) => {
+    if (panel && /^(frame|child)-src/.test(event.effectiveDirective) &&
+      event.blockedURI.startsWith(service)) showPanel('blocked');
+  });
 
   // The page's API: supportwidget('open' | 'emergency' | 'close').
   function supportwidget(command) {
