@@ -376,7 +376,8 @@ def test_pasted_and_dropped_screenshots_are_uploaded(live_server: LiveService, p
         images,
     )
     thumbs = form.locator("#thumbs li")
-    expect(thumbs).to_have_count(3)
+    # Scaling the 3000 px paste takes the browser a while on a busy machine.
+    expect(thumbs).to_have_count(3, timeout=20_000)
     expect(form.get_by_role("alert")).to_contain_text("notes.txt is not an image")
     form.get_by_role("button", name="Remove spare.png").click()
     expect(thumbs).to_have_count(2)
@@ -546,6 +547,10 @@ def test_without_javascript_kept_screenshots_show_and_a_box_removes_one(
 ) -> None:
     with fresh_page(chromium, java_script_enabled=False) as page:
         page.goto(f"{live_server.url}/s/{live_server.site_key}")
+        # Without JavaScript nothing can be pasted or dropped, and the page does not say so.
+        expect(page.locator("#screenshots-hint")).to_have_text(
+            "PNG, JPEG, WebP or GIF, at most 10 MB each."
+        )
         page.locator("input[type=file]").set_input_files(
             files=[
                 {"name": "keep.png", "mimeType": "image/png", "buffer": png()},
@@ -604,3 +609,61 @@ def test_errors_name_their_fields_state_limits_and_clear_once_fixed(
     form.get_by_label("Description").fill("Since this morning the checkout button does nothing.")
     form.get_by_label("Your e-mail").fill("wendy@example.com")
     expect(summary).to_be_hidden()
+
+
+def focused_in_form(page: Page) -> str:
+    """Name what has focus inside the form's frame ('' when focus is not in the frame)."""
+    if page.evaluate("() => document.activeElement.tagName") != "SUPPORTWIDGET-BUTTON":
+        return ""
+    frame = form_frame(page)
+    return frame.evaluate(
+        """() => { const el = document.activeElement;
+                   return el === document.body ? 'body' : el.id || el.textContent.trim() }"""
+    )
+
+
+@pytest.mark.browser
+def test_keyboard_starts_at_the_first_field_and_tabs_in_the_layout_s_order(
+    live_server: LiveService, page: Page
+) -> None:
+    page.goto(dashboard(live_server, "/keys"))
+    page.get_by_role("button", name=LABEL).focus()
+    page.keyboard.press("Enter")
+    form = page.frame_locator(FRAME)
+    subject = form.get_by_label("Subject")
+    expect(subject).to_be_focused()
+    # The focus ring shows (not just a caret): the form's :focus-visible outline.
+    assert subject.evaluate("el => el.matches(':focus-visible')")
+    assert subject.evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
+
+    # Tab walks the form top to bottom to Send, then the dialog's header and tabs, then back.
+    seen = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        where = focused_in_form(page)
+        if (
+            where
+            and shadow_focus(page) == "dialog"
+            and page.evaluate(
+                "() => document.querySelector('supportwidget-button').shadowRoot.activeElement"
+                ".tagName"
+            )
+            == "IFRAME"
+        ):
+            seen.append(where)
+            if where == "Send request":
+                break
+    assert seen[:2] == ["description", "screenshots"] and seen[-1] == "Send request"
+    assert seen.index("name") < seen.index("email") < seen.index("Send request")
+    outside = []
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        outside.append(
+            page.evaluate(
+                "() => { const el = document.querySelector('supportwidget-button')"
+                ".shadowRoot.activeElement; return el.getAttribute('aria-label') || el.textContent }"
+            )
+        )
+    assert outside == ["Close", "Request", EMERGENCY_TAB]
+    page.keyboard.press("Tab")
+    assert focused_in_form(page) not in ("", "body")  # back in the form, at its first link

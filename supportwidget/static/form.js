@@ -143,7 +143,17 @@
     prefill('email', user.email);
     checkIdentity({ name: text(user.name, 120), email: text(user.email, 254),
       signature: text(user.signature, 500) });
+    if (message.focus) focusStart();
   });
+
+  /* The dialog opened on this page: start at what to read or fix first, else the first field,
+   * unless the requester was already somewhere in it. */
+  function focusStart() {
+    if (d.activeElement && d.activeElement !== d.body) return;
+    const start = d.querySelector('#sw-result, .form-errors, .check-notice') ||
+      d.querySelector('#sw-form :is(input:not([type=hidden]), textarea, select)');
+    if (start) start.focus();
+  }
 
   d.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && !event.defaultPrevented) tell({ type: P + 'close' });

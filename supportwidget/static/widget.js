@@ -164,7 +164,7 @@
     // Shown instead of a frame that cannot load: why, and every other way to reach support.
     panel = element('div', { class: 'panel', role: 'alert', hidden: '' });
     frame = element('iframe', { title: text.frame, allow: 'display-capture' });
-    listen(frame, 'load', formLoaded);
+    listen(frame, 'load', () => sendContext());
     // Focus sentinels keep Tab inside the dialog, also when it leaves the iframe.
     const first = element('span', { tabindex: '0' });
     const last = element('span', { tabindex: '0' });
@@ -194,9 +194,8 @@
     tabs.forEach((tab, index) => tab.setAttribute('aria-pressed', (index === 1) === emergency));
   }
 
-  function say(message, link) {
+  function say(message) {
     notice.textContent = message;
-    if (link) notice.replaceChildren(element('a', { href: link, target: '_blank' }, [message]));
   }
 
   function link(label, href) {
@@ -243,12 +242,9 @@
     timer = setTimeout(() => showPanel('down'), 10000);
   }
 
-  function formLoaded() {
-    sendContext();
-  }
-
-  // Tell the form page what it cannot see from inside its frame.
-  function sendContext() {
+  // Tell the form page what it cannot see from inside its frame, and whether to put the caret
+  // in its first field (the dialog just opened on it).
+  function sendContext(focus) {
     const page = {
       url: location.href,
       title: document.title,
@@ -262,7 +258,7 @@
       signature: options.userSignature
     };
     frame.contentWindow.postMessage(
-      { type: PREFIX + 'context', page, user, context: hostContext, draft: readDraft() },
+      { type: PREFIX + 'context', page, user, context: hostContext, draft: readDraft(), focus },
       service
     );
   }
@@ -274,6 +270,7 @@
     if (!overlay.isConnected) shadow.append(overlay);
     overlay.hidden = false;
     (formReady ? frame : heading).focus();
+    if (formReady) sendContext(true);
   }
 
   function close() {
@@ -295,8 +292,8 @@
       frame.hidden = false;
       say('');
       showTab(!!message.emergency);
-      sendContext();
       if (shadow.activeElement === heading) frame.focus();
+      sendContext(shadow.activeElement === frame);
     } else if (type === PREFIX + 'close') {
       close();
     } else if (type === PREFIX + 'capture') {
