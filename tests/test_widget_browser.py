@@ -661,7 +661,8 @@ def test_keyboard_starts_at_the_first_field_and_tabs_in_the_layout_s_order(
         outside.append(
             page.evaluate(
                 "() => { const el = document.querySelector('supportwidget-button')"
-                ".shadowRoot.activeElement; return el.getAttribute('aria-label') || el.textContent }"
+                ".shadowRoot.activeElement;"
+                " return el.getAttribute('aria-label') || el.textContent }"
             )
         )
     assert outside == ["Close", "Request", EMERGENCY_TAB]

@@ -399,6 +399,7 @@ def status_page(token: str) -> str:
         return render_template(
             "hosted/status.html",
             ticket=ticket,
+            zone=sla.ticket_zone(ticket),
             expectation=sla.expectation(ticket),
             emergency=emergency_state(ticket),
         )
