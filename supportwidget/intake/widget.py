@@ -72,18 +72,23 @@ def catalog_strings() -> dict[str, dict[str, str]]:
     return strings
 
 
-# The loader's own long local names, shortened when served to keep it within its gzip budget
-# (rjsmin removes space and comments but renames nothing). Only names that are never a
-# property, an object key or inside a string belong here; node --check and the browser tests
-# run the shortened script.
+# The loader's local names, shortened when served to keep it within its gzip budget (rjsmin
+# removes space and comments but renames nothing). Only names never used as a property or a
+# shorthand object key belong here (an object key "name:" is left alone), and none may appear
+# in a regular expression literal (only string literals are told apart); node --check and the
+# browser tests run the shortened script.
 LOCAL_NAMES = (
-    "addStyles buildDialog closeButton colourLauncher draftKey element formLoaded formMessage "
-    "formReady formUrl hostContext keepDraft loadForm luminance mountLauncher readDraft "
-    "sendContext showPanel showTab showingEmergency siteKey submitted textColourOn weights "
-    "listen heading overlay launcher shadow options service notice panel timer queued PREFIX"
+    "addStyles buildDialog closeButton colourLauncher draftKey element formMessage formReady "
+    "formUrl hostContext keepDraft loadForm luminance mountLauncher readDraft sendContext "
+    "showPanel showTab showingEmergency siteKey submitted textColourOn weights listen heading "
+    "overlay launcher shadow options service notice panel timer queued PREFIX text say tabs "
+    "frame stub locale script emergency standalone message event command query first last "
+    "dialog close open start warn link later why about phone email sheet node attributes "
+    "children handler tag color value index sum linear host"
 ).split()
 # String literals (left alone) or anything else (where names are shortened).
 LITERAL = re.compile(r"""('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`)""")
+NAME = re.compile(r"(?<![\w$.])(" + "|".join(LOCAL_NAMES) + r")(?![\w$])")
 
 
 def shorten(minified: str) -> str:
@@ -92,10 +97,15 @@ def shorten(minified: str) -> str:
     letters = string.ascii_letters
     spare = (n for n in [*letters, *(a + b for a in letters for b in letters)] if n not in taken)
     short = {name: next(spare) for name in LOCAL_NAMES}
-    name = re.compile(r"(?<![\w$.])(" + "|".join(LOCAL_NAMES) + r")(?![\w$])(?!:)")
+
+    def rename(found: re.Match[str]) -> str:
+        code, start, end = found.string, found.start(), found.end()
+        is_key = code[start - 1 : start] in ("{", ",") and code[end : end + 1] == ":"
+        return found.group(1) if is_key else short[found.group(1)]
+
     parts = LITERAL.split(minified)
     for index in range(0, len(parts), 2):
-        parts[index] = name.sub(lambda m: short[m.group(1)], parts[index])
+        parts[index] = NAME.sub(rename, parts[index])
     return "".join(parts)
 
 

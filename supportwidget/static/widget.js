@@ -311,8 +311,8 @@
   listen(window, 'message', formMessage);
   // This page's Content-Security-Policy refused our frame: the browser would show a broken one.
   listen(document, 'securitypolicyviolation', (event) => {
-    if (panel && /^(frame|child)-src/.test(event.effectiveDirective) &&
-      event.blockedURI.startsWith(service)) showPanel('blocked');
+    const refused = ['frame-src', 'child-src'].includes(event.effectiveDirective);
+    if (panel && refused && event.blockedURI.startsWith(service)) showPanel('blocked');
   });
 
   // The page's API: supportwidget('open' | 'emergency' | 'close').
