@@ -268,7 +268,7 @@ def test_widget_on_an_origin_not_allowed_offers_the_form_in_a_new_tab(
     # The agency's contacts come from the service's settings (widget.json).
     expect_clean_panel(
         page,
-        "This support button is not set up for this page.",
+        "This button is not set up for this page.",
         "+44 20 7946 0000",
         "help@agency.test",
     )
@@ -292,7 +292,7 @@ def test_a_host_page_whose_csp_forbids_the_frame_shows_the_clean_panel(
     page.get_by_role("button", name=LABEL).click()
     expect_clean_panel(
         page,
-        "This page's security settings do not let the support form show here.",
+        "This page's settings block the support form.",
         "+44 20 7946 0999",
         "desk@agency.test",
     )
@@ -307,7 +307,7 @@ def test_an_unknown_site_key_shows_the_clean_panel(live_server: LiveService, pag
     page.goto(live_server.host.add("/unknown", embed))
     page.get_by_role("button", name=LABEL).click()
     expect_clean_panel(
-        page, "This support button is not set up for this page.", "+44 20 7946 0999", "d@a.test"
+        page, "This button is not set up for this page.", "+44 20 7946 0999", "d@a.test"
     )
 
 

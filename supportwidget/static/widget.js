@@ -98,15 +98,10 @@
     } catch (error) {}
   }
 
-  // Black or white text, whichever reads on `color` (WCAG relative luminance above 0.179: black).
+  // Black or white text, whichever reads better on `color` (its YIQ brightness over 150).
   function textColourOn(color) {
-    const weights = [0.2126, 0.7152, 0.0722];
-    const luminance = color.match(/[\d.]+/g).slice(0, 3).reduce((sum, value, index) => {
-      value /= 255;
-      const linear = value < 0.04 ? value / 12.92 : ((value + 0.055) / 1.055) ** 2.4;
-      return sum + weights[index] * linear;
-    }, 0);
-    return luminance > 0.179 ? '#000' : '#fff';
+    const [red, green, blue] = color.match(/\d+/g);
+    return red * 299 + green * 587 + blue * 114 > 150000 ? '#000' : '#fff';
   }
 
   function addStyles() {
