@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import re
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,9 +18,11 @@ import sqlalchemy as sa
 from PIL import Image
 from playwright.sync_api import Browser, Frame, FrameLocator, Page, expect
 
-from supportwidget.models import Ticket, db
+from supportwidget.intake import identity
+from supportwidget.models import Site, Ticket, db
 
 from browser_fixtures import embed_tag, fresh_page
+from conftest import form_token, standard_fields
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
@@ -668,3 +671,45 @@ def test_keyboard_starts_at_the_first_field_and_tabs_in_the_layout_s_order(
     assert outside == ["Close", "Request", EMERGENCY_TAB]
     page.keyboard.press("Tab")
     assert focused_in_form(page) not in ("", "body")  # back in the form, at its first link
+
+
+@pytest.mark.browser
+def test_a_signed_in_user_sees_their_own_recent_requests_only(
+    live_server: LiveService, page: Page
+) -> None:
+    http = live_server.app.test_client()
+    path = f"/s/{live_server.site_key}"
+    filed = [
+        ("wendy@example.com", "Checkout button does nothing"),
+        ("Wendy@Example.com", "Logo is blurry on phones"),
+        ("mallory@example.org", "Someone else's private request"),
+    ]
+    for email, subject in filed:
+        data = standard_fields(email=email, subject=subject, form_token=form_token(http, path))
+        assert http.post(path, data=data).status_code == 200
+    secret = live_server.query(lambda: Site.find_by_key(live_server.site_key).secret)
+    stamp = int(time.time())
+    signature = identity.sign(
+        secret, live_server.site_key, "wendy@example.com", "Wendy Admin", stamp
+    )
+    form = open_widget(
+        page,
+        live_server.host.add(
+            "/mine",
+            live_server.embed(
+                user_name="Wendy Admin", user_email="wendy@example.com", user_signature=signature
+            ),
+        ),
+    )
+    mine = form.get_by_role("region", name="Your recent requests")
+    expect(mine.get_by_role("listitem")).to_have_count(2)
+    expect(mine.get_by_role("listitem").nth(0)).to_contain_text("Logo is blurry on phones")
+    expect(mine.get_by_role("listitem").nth(0)).to_contain_text("New")
+    expect(mine).not_to_contain_text("Someone else")
+    link = mine.get_by_role("link", name=re.compile("Checkout button does nothing"))
+    with page.expect_popup() as popup_info:
+        link.click()
+    status = popup_info.value
+    expect(
+        status.get_by_role("heading", name=re.compile("Checkout button does nothing"))
+    ).to_be_visible()

@@ -328,6 +328,7 @@ def form_strings() -> dict[str, str]:
             "Your request could not be sent. Please check your connection and try again."
         ),
         "verified": gettext("Signed in as %(name)s (verified)", name=name),
+        "mine": gettext("Your recent requests"),
     }
 
 

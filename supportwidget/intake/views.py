@@ -370,7 +370,19 @@ def check_identity(site_key: str) -> Response:
     site = load_site(site_key)
     data = request.get_json(silent=True) or {}
     signed = identity.verified_identity(site, {"user": data if isinstance(data, dict) else {}})
-    return jsonify(verified=signed is not None)
+    if signed is None:
+        return jsonify(verified=False)
+    # "My requests": the site vouches for this person, so their own tickets may be listed.
+    mine = [
+        {
+            "reference": ticket.reference,
+            "subject": ticket.subject,
+            "status": i18n.status_name(ticket.status),
+            "url": "/t/" + tokens.status_token(ticket.id),
+        }
+        for ticket in identity.recent_requests(site, signed.email)
+    ]
+    return jsonify(verified=True, requests=mine)
 
 
 def answer(ticket: Ticket) -> Response:

@@ -86,14 +86,42 @@
 
   function checkIdentity(user) {
     if (!user.signature || !user.name || !user.email || !w.fetch) return;
-    fetch(w.location.pathname.replace(/\/emergency$/, '') + '/identity', {
+    fetch(w.location.pathname.replace(/\/emergency$/, '') + '/identity' + w.location.search, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ name: user.name, email: user.email, signature: user.signature })
     }).then((response) => (response.ok ? response.json() : {}))
-      .then((answer) => answer.verified === true && lock(user), () => {
+      .then((answer) => answer.verified === true && (lock(user), listMine(answer.requests)), () => {
         // Unverified or unreachable: the fields stay editable, as without a signature.
       });
+  }
+
+  /* "My requests": the signed-in person's latest tickets here, each linking its conversation. */
+  function listMine(requests) {
+    const form = d.getElementById('sw-form');
+    if (!form || !Array.isArray(requests) || !requests.length || d.getElementById('mine')) return;
+    const section = d.createElement('section');
+    section.id = 'mine';
+    section.setAttribute('aria-labelledby', 'mine-title');
+    const title = d.createElement('h2');
+    title.id = 'mine-title';
+    title.textContent = t('mine');
+    const list = d.createElement('ul');
+    requests.forEach((request) => {
+      const item = d.createElement('li');
+      const link = d.createElement('a');
+      link.href = request.url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      link.textContent = request.reference + ': ' + request.subject;
+      const state = d.createElement('span');
+      state.className = 'state';
+      state.textContent = request.status;
+      item.append(link, ' ', state);
+      list.append(item);
+    });
+    section.append(title, list);
+    form.before(section);
   }
 
   /* Draft: survives closing the dialog or a reload, until the reference is shown.
