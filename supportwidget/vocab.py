@@ -287,6 +287,7 @@ class Language(Choices):
     EN = "en", "English", "EEE d MMM, HH:mm", "EEE d MMM y", "EEE d MMM y, HH:mm"
     FR = "fr", "French", "EEE d MMM, HH:mm", "EEE d MMM y", "EEE d MMM y, HH:mm"
     DE = "de", "German", "EEE, d. MMM, HH:mm", "EEE, d. MMM y", "EEE, d. MMM y, HH:mm"
+    ES = "es", "Spanish", "EEE d MMM, HH:mm", "EEE d MMM y", "EEE d MMM y, HH:mm"
 
 
 #: What the requester reads without a choice of their own, and what staff always read.

@@ -21,7 +21,7 @@ from supportwidget.models import db
 from supportwidget.notify import outbox
 from supportwidget.notify.channels import CHANNELS
 from supportwidget.notify.channels.base import Channel
-from supportwidget.platform import jobs, the_app
+from supportwidget.platform import jobs, kept, the_app
 from supportwidget.platform.heartbeat import beat, take_scheduler_lease
 from supportwidget.platform.logs import configure
 from supportwidget.sla import deadlines
@@ -40,6 +40,7 @@ PERIODIC: dict[str, Callable[[], Any]] = {
     "redrive": outbox.redrive,
     "report_failures": outbox.report_failures,
     "warn_breaches": deadlines.warn_breaches,
+    "prune_kept": kept.prune_expired,
 }
 #: What follows a notification that failed for good: staff hear that a page did not arrive.
 ON_FAILURE = (paging.report_unpaged,)

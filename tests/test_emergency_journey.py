@@ -183,7 +183,9 @@ def test_one_emergency_from_the_form_to_resolution(
     assert emergencies.repage_due(now=ticket.created_at + timedelta(hours=2)) == 0
     assert len(vonage_standin.requests) == pages_before and len(vonage_standin.calls) == 2
     taken = plain(smtp_server.wait_for(5)[-1])
-    assert re.search(rf"Emergency {ref}: Bob from our on-call team took it at \d\d:\d\d UTC", taken)
+    assert re.search(
+        rf"Emergency {ref}: Bob from our on-call team took it at \d\d:\d\d Europe/London", taken
+    )
 
     # 9. Alice's call, answered late, says it is taken; her link shows who took it, no button.
     late = send(client, call_alice, call_alice.answer_url)
@@ -213,7 +215,7 @@ def test_one_emergency_from_the_form_to_resolution(
     assert post_action(staff, ticket, "status", status="resolved").status_code == 303
     assert vonage_standin.to(BOB)[-1]["text"] == f"{ref} resolved by Alice. No action needed."
     status = visible(client.get(status_url))
-    assert re.search(rf"{ref} was resolved at \d\d:\d\d UTC\.", status)
+    assert re.search(rf"{ref} was resolved at \d\d:\d\d Europe/London\.", status)
     assert "within 30 minutes" not in status
     resolved_mail = plain(smtp_server.wait_for(6)[-1])
     assert "is now: Resolved" in resolved_mail

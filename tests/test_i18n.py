@@ -37,7 +37,7 @@ pytest_plugins = ["browser_fixtures"]
 
 ROOT = Path(__file__).parent.parent
 TRANSLATIONS = ROOT / "supportwidget" / "translations"
-LANGUAGES = ["fr", "de"]
+LANGUAGES = ["fr", "de", "es"]
 FRENCH_MONTHS = "janv.|févr.|mars|avr.|mai|juin|juil.|août|sept.|oct.|nov.|déc."
 FRENCH_DAYS = "lun.|mar.|mer.|jeu.|ven.|sam.|dim."
 
@@ -367,3 +367,41 @@ def test_widget_iframe_shows_french_form_for_data_locale(
         return db.session.scalars(sa.select(Ticket.locale).order_by(Ticket.id.desc())).first()
 
     assert live_server.query(newest_locale) == "fr"
+
+
+@pytest.mark.browser
+def test_spanish_end_to_end_widget_form_answer_and_mail(
+    live_server: LiveService, page: Page
+) -> None:
+    with_i18n(live_server.app)
+    page.goto(live_server.host.add("/es", live_server.embed(locale="es")))
+    page.get_by_role("button", name="¿Crear un ticket?").click()
+    expect(page.get_by_role("dialog", name="Contactar con soporte")).to_be_visible()
+    expect(
+        page.get_by_role("button", name="¿Emergencia? Sitio caído / hackeado / roto")
+    ).to_be_visible()
+    form = page.frame_locator("iframe")
+    expect(form.get_by_role("heading", name="Crear un ticket")).to_be_visible()
+    expect(form.locator("html")).to_have_attribute("lang", "es")
+    expect(form.locator("#screenshots-hint")).to_contain_text("También puede pegar o soltar")
+    form.get_by_role("button", name="Enviar solicitud").click()
+    expect(form.locator("#subject-error")).to_have_text("Indique un asunto breve.")
+    form.get_by_label("Asunto").fill("El botón de pago no hace nada")
+    form.get_by_label("Descripción").fill("Desde esta mañana el botón de pago no funciona.")
+    form.get_by_label("Su nombre").fill("Juana")
+    form.get_by_label("Su correo electrónico").fill("juana@example.com")
+    form.get_by_label("Necesario para (opcional)").fill("2099-01-15")
+    form.get_by_role("button", name="Enviar solicitud").click()
+    result = form.locator("#sw-result")
+    expect(result).to_contain_text("Su referencia")
+    expect(form.locator("dl.summary")).to_contain_text("jue 15 ene 2099")
+    reference = result.get_attribute("data-reference")
+    expect(page.get_by_text(f"Solicitud {reference} enviada.")).to_be_visible()
+
+    def newest_locale() -> str | None:
+        return db.session.scalars(sa.select(Ticket.locale).order_by(Ticket.id.desc())).first()
+
+    assert live_server.query(newest_locale) == "es"
+    mail = by_recipient(live_server.smtp.wait_for(3))["juana@example.com"]
+    assert mail["Subject"].startswith(f"[{reference}] Hemos recibido su solicitud")
+    assert f"Gracias, hemos recibido su solicitud {reference}." in body(mail)

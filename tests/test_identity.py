@@ -78,11 +78,16 @@ def test_verified_identity_is_recorded_on_the_ticket(client, site):
         site.secret, site.site_key, "jane@example.com", "Jane Owner", int(time.time())
     )
     user = {"name": "Jane Owner", "email": "jane@example.com", "signature": signature}
-    assert client.post(f"/s/{site.site_key}/identity", json=user).json == {"verified": True}
+    answer = client.post(f"/s/{site.site_key}/identity", json=user).json
+    assert answer == {"verified": True, "requests": []}
     assert submit_with_user(client, site, user).status_code == 200
     ticket = db.session.scalar(sa.select(Ticket))
     assert ticket.identity_verified is True
     assert "signature" not in ticket.page_meta["user"]
+    # "My requests": the signed-in person now sees it, with its state and conversation link.
+    (mine,) = client.post(f"/s/{site.site_key}/identity?locale=es", json=user).json["requests"]
+    assert mine["reference"] == ticket.reference and mine["status"] == "Nueva"
+    assert client.get(mine["url"]).status_code == 200
 
 
 def test_forged_identity_is_recorded_as_unverified(client, site):

@@ -20,7 +20,7 @@ from babel.support import Translations
 from flask import Flask
 
 from supportwidget.intake import widget
-from supportwidget.models import db
+from supportwidget.models import Client, Site, db
 from supportwidget.platform import i18n
 
 from conftest import make_app
@@ -193,3 +193,53 @@ def test_a_catalog_change_reaches_the_widget_after_a_restart(
     assert strings["de"] == served_strings(served)["de"]
     # A new ETag: browsers holding the old script fetch the new one.
     assert etag != same_etag
+
+
+def test_widget_json_says_why_a_form_cannot_open_and_gives_the_site_s_look(
+    widget_app: Flask,
+) -> None:
+    widget_app.config.update(AGENCY_PHONE="+44 20 7946 0000", AGENCY_EMAIL="help@agency.test")
+    with widget_app.app_context():
+        client_row = Client(name="Acme", emails=["o@acme.example"])
+        site = Site(
+            client=client_row,
+            name="acme",
+            url="https://acme.example",
+            allowed_origins=["https://acme.example/"],
+            label="Need help?",
+            color="#ffd400",
+        )
+        db.session.add(site)
+        db.session.commit()
+        key = site.site_key
+    http = widget_app.test_client()
+    contacts = {"phone": "+44 20 7946 0000", "email": "help@agency.test"}
+
+    ok = http.get(f"/s/{key}/widget.json", headers={"Origin": "https://acme.example"})
+    assert ok.status_code == 200
+    assert ok.get_json() == {"ok": True, "label": "Need help?", "color": "#ffd400", **contacts}
+    # The site's settings are readable by its own origins only.
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://acme.example"
+
+    elsewhere = http.get(f"/s/{key}/widget.json", headers={"Origin": "https://evil.example"})
+    assert elsewhere.status_code == 403
+    assert elsewhere.get_json() == {"ok": False, "reason": "origin", **contacts}
+    assert elsewhere.headers["Access-Control-Allow-Origin"] == "*"
+
+    unknown = http.get("/s/nope/widget.json", headers={"Origin": "https://acme.example"})
+    assert unknown.status_code == 404
+    assert unknown.get_json() == {"ok": False, "reason": "unknown", **contacts}
+
+    with widget_app.app_context():
+        db.session.get(Site, site.id).enabled = False
+        db.session.commit()
+    off = http.get(f"/s/{key}/widget.json", headers={"Origin": "https://acme.example"})
+    assert off.status_code == 403 and off.get_json()["reason"] == "disabled"
+
+
+def test_shortening_leaves_strings_and_properties_alone() -> None:
+    code = "const panel='panel';x.panel=panel;f({panel:1},\"showPanel\");function showPanel(){}"
+    short = widget.shorten(code)
+    assert "'panel'" in short and "x.panel=" in short and "{panel:1}" in short
+    assert '"showPanel"' in short and "function showPanel" not in short
+    assert "=panel;" not in short

@@ -57,6 +57,7 @@ class EmergencyState:
     category: str | None
     answer: str | None  # the requester's answer to the category's question
     check: CheckResult | None  # our fetch of the site (offline emergencies)
+    zone: str = "UTC"  # the time zone its times are told in (the plan's, else the agency's)
 
     @property
     def question(self) -> str | None:
@@ -100,7 +101,7 @@ class EmergencyState:
     def headline(self) -> str:
         """Say where the emergency stands, to the requester, in the current language."""
         step = self.steps[-1]
-        when = i18n.utc_time(step.at, time_only=True)
+        when = i18n.local_time(step.at, self.zone, time_only=True)
         if self.phase == EmergencyPhase.ACKNOWLEDGED:
             return gettext(
                 "Emergency %(reference)s: %(name)s from our on-call team took it at %(time)s "
@@ -233,4 +234,5 @@ def emergency_state(ticket: Ticket) -> EmergencyState | None:
         category=ticket.category,
         answer=ticket.category_answer,
         check=CheckResult.from_dict(ticket.site_check) if ticket.site_check else None,
+        zone=sla.ticket_zone(ticket),
     )

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from babel import support
-from flask import current_app
+from flask import current_app, request
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -35,7 +35,7 @@ from wtforms.validators import (
 )
 
 from supportwidget.models import utcnow
-from supportwidget.platform import plaintext, tokens
+from supportwidget.platform import kept, plaintext, tokens
 from supportwidget.platform.screenshots import (
     Screenshot,
     Upload,
@@ -68,6 +68,8 @@ class SiteFormToken(CSRF):
             form.nonce = tokens.read_form_token(field.data or "", self.site_key)
         except tokens.TokenError as exc:
             raise ValidationError(str(exc)) from exc
+        # Sent back with an error, the page keeps this token: its screenshots are kept under it.
+        field.current_token = field.data
 
 
 def not_in_the_past(form: Any, field: Any) -> None:
@@ -147,22 +149,16 @@ class RequestForm(FlaskForm):
     def __init__(self, site_key: str, **kwargs: Any) -> None:
         super().__init__(meta={"csrf_context": site_key}, **kwargs)
         self.nonce: str | None = None
+        self.new_uploads: list[Upload] = []
         self.uploads: list[Upload] = []
+        self.kept: list[kept.Kept] = []
         self.cleaned_screenshots: list[Screenshot] = []
 
     def validate_screenshots(self, field: Any) -> None:
-        """Check count, sizes, formats and pixels from the image headers; decode nothing yet."""
-        files = [f for f in (field.data or []) if getattr(f, "filename", "")]
-        if len(files) > MAX_SCREENSHOTS:
-            raise ValidationError(
-                gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS)
-            )
+        """Read the newly attached files (each at most one byte over the limit); judge later."""
         limit = current_app.config["MAX_SCREENSHOT_BYTES"]
-        uploads = [Upload.named(f.filename, f.stream.read(limit + 1)) for f in files]
-        budget = current_app.config["MAX_PIXELS_PER_REQUEST"]
-        self.uploads, problems = screen_uploads(uploads, limit, budget)
-        if problems:
-            raise ValidationError(" ".join(problems))
+        files = [f for f in (field.data or []) if getattr(f, "filename", "")]
+        self.new_uploads = [Upload.named(f.filename, f.stream.read(limit + 1)) for f in files]
 
     def validate(self, extra_validators: Any = None) -> bool:
         """Check the token and every field first; decode screenshots only for a valid request.
@@ -171,7 +167,9 @@ class RequestForm(FlaskForm):
         request with a bad token or a missing field never gets that far. Raises Busy when
         no decoding slot frees up in time.
         """
-        if not super().validate(extra_validators):
+        valid = super().validate(extra_validators)
+        valid = self.screen_screenshots() and valid
+        if not valid:
             return False
         config = current_app.config
         self.cleaned_screenshots, problems = clean_uploads(
@@ -179,6 +177,29 @@ class RequestForm(FlaskForm):
         )
         self.screenshots.errors.extend(problems)
         return not problems
+
+    def screen_screenshots(self) -> bool:
+        """Check the kept and new screenshots together: count, sizes, formats, pixels."""
+        config = current_app.config
+        dropped = frozenset(request.form.getlist("drop_kept"))
+        earlier = kept.load(config["UPLOAD_FOLDER"], self.nonce, dropped) if self.nonce else []
+        uploads = [k.upload for k in earlier] + self.new_uploads
+        self.uploads, problems = screen_uploads(
+            uploads, config["MAX_SCREENSHOT_BYTES"], config["MAX_PIXELS_PER_REQUEST"]
+        )
+        if len(uploads) > MAX_SCREENSHOTS:
+            problems.insert(0, too_many_screenshots(len(uploads)))
+        self.screenshots.errors = list(self.screenshots.errors) + problems
+        return not problems
+
+    def keep_screenshots(self) -> None:
+        """Keep the acceptable screenshots of a refused request, to be shown and sent again."""
+        if self.nonce:
+            self.kept = kept.keep(current_app.config["UPLOAD_FOLDER"], self.nonce, self.uploads)
+
+    def forget_screenshots(self) -> None:
+        """Drop the kept copies once the request is filed (its own copies are stored)."""
+        kept.forget(current_app.config["UPLOAD_FOLDER"], self.nonce)
 
     def page_details(self) -> dict[str, Any]:
         """Return the widget's page metadata as a dict, each text on one line.
@@ -260,6 +281,17 @@ class EmergencyForm(RequestForm):
             raise ValidationError(gettext("Please confirm you accept the emergency rate."))
 
 
+def too_many_screenshots(count: int) -> str:
+    """Explain how many screenshots were attached and how many one request may have."""
+    return gettext(
+        "You attached %(count)s screenshots; one request may have at most %(max)s. "
+        "Please remove %(extra)s.",
+        count=count,
+        max=MAX_SCREENSHOTS,
+        extra=count - MAX_SCREENSHOTS,
+    )
+
+
 def form_strings() -> dict[str, str]:
     """Return form.js's messages in the current language; '{name}' marks a file name."""
     name = "{name}"
@@ -271,7 +303,12 @@ def form_strings() -> dict[str, str]:
             "%(name)s is not an image. Please attach PNG, JPEG, WebP or GIF files.", name=name
         ),
         "tooMany": gettext("Please attach at most %(count)s screenshots.", count=MAX_SCREENSHOTS),
-        "tooLarge": gettext("%(name)s is too large.", name=name),
+        "tooLarge": gettext(
+            "%(name)s is larger than %(size)s MB.",
+            name=name,
+            size=current_app.config["MAX_SCREENSHOT_BYTES"] // (1024 * 1024),
+        ),
+        "dropHint": gettext("You can also paste or drop images here."),
         "unreadable": gettext("%(name)s could not be read as an image.", name=name),
         "coverTitle": gettext("Cover private details"),
         "coverHint": gettext(
@@ -291,6 +328,7 @@ def form_strings() -> dict[str, str]:
             "Your request could not be sent. Please check your connection and try again."
         ),
         "verified": gettext("Signed in as %(name)s (verified)", name=name),
+        "mine": gettext("Your recent requests"),
     }
 
 

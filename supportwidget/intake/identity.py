@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from supportwidget.models import Site
+import sqlalchemy as sa
+
+from supportwidget.models import Site, Ticket, db
 
 MAX_AGE = 24 * 3600
 CLOCK_SKEW = 300
@@ -58,6 +60,17 @@ def verify(site: Site, email: str, name: str, signature: str, now: float | None 
         return False
     expected = sign(site.secret, site.site_key, email, name, int(stamp)).partition(".")[2]
     return hmac.compare_digest(expected, given.lower())
+
+
+def recent_requests(site: Site, email: str, limit: int = 10) -> list[Ticket]:
+    """Return a signed-in person's latest requests on one site, newest first."""
+    query = (
+        sa.select(Ticket)
+        .where(Ticket.site_id == site.id, sa.func.lower(Ticket.requester_email) == email)
+        .order_by(Ticket.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
 
 
 def verified_identity(site: Site, page_meta: dict[str, Any]) -> Identity | None:

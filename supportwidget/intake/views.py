@@ -35,7 +35,7 @@ from supportwidget.intake.forms import (
 )
 from supportwidget.models import Site, Ticket, db, utcnow
 from supportwidget.notify import outbox
-from supportwidget.platform import errors, i18n, limits, screenshots, tokens
+from supportwidget.platform import errors, i18n, kept, limits, screenshots, tokens
 from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
 from supportwidget.tickets import filing as tickets
@@ -229,6 +229,32 @@ def widget_js() -> ResponseReturnValue:
     return response.make_conditional(request)
 
 
+@bp.get("/s/<site_key>/widget.json")
+def widget_settings(site_key: str) -> Response:
+    """Tell the loader whether its form can open here, with the site's look and contacts.
+
+    A refusal (unknown key, switched off, an origin the site does not allow) is readable from
+    any origin: it names no more than the key's owner already knows, and lets the widget say
+    why instead of showing a broken frame. The site's own settings go to its origins only.
+    """
+    config = current_app.config
+    about: dict[str, Any] = {"phone": config["AGENCY_PHONE"], "email": config["AGENCY_EMAIL"]}
+    site = Site.find_by_key(site_key)
+    origin = request.headers.get("Origin")
+    reason = widget.refusal(site, origin)
+    if reason or site is None:
+        response = jsonify(ok=False, reason=reason, **about)
+        response.status_code = 404 if site is None else 403
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        response = jsonify(ok=True, label=site.label, color=site.color, **about)
+        if origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @bp.route("/s/<site_key>", methods=["GET", "POST"])
 @limits.public_form
 @keeps_input
@@ -239,9 +265,9 @@ def standard_form(site_key: str) -> Response:
     if not form.is_submitted():
         return page("hosted/standard.html", site, form=form)
     if not form.validate():
-        status = 400 if form.form_token.errors else 422
-        return page("hosted/standard.html", site, status=status, form=form)
+        return page("hosted/standard.html", site, status=refused(form), form=form)
     ticket = tickets.open_standard_request(site, request_from(site, form))
+    form.forget_screenshots()
     return answer(ticket)
 
 
@@ -257,13 +283,17 @@ def emergency_form(site_key: str) -> Response:
     if not form.is_submitted():
         return page("hosted/emergency.html", site, form=form, needs_consent=needs_consent)
     if not form.validate():
-        status = 400 if form.form_token.errors else 422
         return page(
-            "hosted/emergency.html", site, status=status, form=form, needs_consent=needs_consent
+            "hosted/emergency.html",
+            site,
+            status=refused(form),
+            form=form,
+            needs_consent=needs_consent,
         )
     category = form.category.data
     site_check = emergencies.check_site(site) if category == EmergencyCategory.OFFLINE else None
     if emergencies.needs_confirmation(category, site_check, request.form.get("confirmed") == "1"):
+        form.keep_screenshots()
         # 409, not 200: nothing was filed, so it does not count against the emergency limit.
         return page(
             "hosted/emergency.html",
@@ -282,7 +312,33 @@ def emergency_form(site_key: str) -> Response:
         answer=form.category_answer(),
         site_check=site_check,
     )
+    form.forget_screenshots()
     return answer(ticket)
+
+
+def refused(form: RequestForm) -> int:
+    """Keep a refused request's screenshots; return 400 for a bad token, else 422."""
+    if form.form_token.errors:
+        return 400
+    form.keep_screenshots()
+    return 422
+
+
+@bp.get("/s/<site_key>/kept/<shot>")
+def kept_screenshot(site_key: str, shot: str) -> Response:
+    """Show a kept screenshot to the holder of its form token (the thumbnail after a 422)."""
+    try:
+        nonce = tokens.read_form_token(request.args.get("token", ""), site_key)
+    except tokens.TokenError:
+        abort(404)
+    found = kept.read(current_app.config["UPLOAD_FOLDER"], nonce, shot)
+    if found is None:
+        abort(404)
+    response = Response(found[0], mimetype=found[1])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def request_from(site: Site, form: RequestForm) -> tickets.Request:
@@ -315,7 +371,19 @@ def check_identity(site_key: str) -> Response:
     site = load_site(site_key)
     data = request.get_json(silent=True) or {}
     signed = identity.verified_identity(site, {"user": data if isinstance(data, dict) else {}})
-    return jsonify(verified=signed is not None)
+    if signed is None:
+        return jsonify(verified=False)
+    # "My requests": the site vouches for this person, so their own tickets may be listed.
+    mine = [
+        {
+            "reference": ticket.reference,
+            "subject": ticket.subject,
+            "status": i18n.status_name(ticket.status),
+            "url": "/t/" + tokens.status_token(ticket.id),
+        }
+        for ticket in identity.recent_requests(site, signed.email)
+    ]
+    return jsonify(verified=True, requests=mine)
 
 
 def answer(ticket: Ticket) -> Response:
@@ -344,6 +412,7 @@ def status_page(token: str) -> str:
         return render_template(
             "hosted/status.html",
             ticket=ticket,
+            zone=sla.ticket_zone(ticket),
             expectation=sla.expectation(ticket),
             emergency=emergency_state(ticket),
         )

@@ -15,7 +15,7 @@ from supportwidget.models import Notification, Staff, Ticket, db
 from supportwidget.notify.gsm import SMS_LIMIT, fit, gsm_length, sms_text
 from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import stored_path
-from supportwidget.sla.schedules import expectation
+from supportwidget.sla.schedules import expectation, ticket_zone
 from supportwidget.vocab import NotificationChannel
 
 # Templates whose reader is the requester (the rest go to staff and stay English).
@@ -75,6 +75,8 @@ def ticket_context(ticket: Ticket, **extra: Any) -> dict[str, Any]:
         **({"expectation": expectation(ticket)} if extra.pop("for_requester", False) else {}),
         # Where an emergency stands, told the same way everywhere; None for other tickets.
         "emergency": emergency_state(ticket),
+        # The zone every time in the mail is told in, named: the plan's, else the agency's.
+        "zone": ticket_zone(ticket),
         **extra,
     }
 

@@ -89,11 +89,17 @@ def format_day(day: date) -> str:
     return babel_date(day, language.day_pattern, locale=language.value)
 
 
-def utc_time(moment: datetime, time_only: bool = False) -> str:
-    """Return a stored (UTC) instant in the current language: 'Mon 30 Nov 2026, 11:30 UTC'."""
+def local_time(moment: datetime, timezone: str, time_only: bool = False) -> str:
+    """Return an instant in the current language and a zone, named: '… 11:30 Europe/London'."""
     language = _language()
     pattern = "HH:mm" if time_only else language.sent_pattern
-    return babel_datetime(moment, pattern, tzinfo=ZoneInfo("UTC"), locale=language.value) + " UTC"
+    zone = ZoneInfo(timezone)
+    return f"{babel_datetime(moment, pattern, tzinfo=zone, locale=language.value)} {timezone}"
+
+
+def utc_time(moment: datetime, time_only: bool = False) -> str:
+    """Return a stored (UTC) instant in the current language: 'Mon 30 Nov 2026, 11:30 UTC'."""
+    return local_time(moment, "UTC", time_only)
 
 
 def format_minutes(minutes: int) -> str:
@@ -161,6 +167,8 @@ def init_app(app: Flask) -> None:
         explicit_locale=explicit_locale,
     )
     app.jinja_env.filters["utc_time"] = utc_time
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["day"] = format_day
     app.jinja_env.filters["money"] = format_money
     app.context_processor(_page_language)
     app.before_request(_fresh_locale)

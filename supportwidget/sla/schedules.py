@@ -101,6 +101,12 @@ def queue_position(ticket: Ticket) -> int | None:
         return workqueue.position(ticket)
 
 
+def ticket_zone(ticket: Ticket) -> str:
+    """Return the time zone a ticket's times are told in: its plan's, else the agency's."""
+    plan = plan_of(ticket)
+    return plan.timezone if plan else current_app.config["DEFAULT_TIMEZONE"]
+
+
 def format_due(moment: datetime, timezone: str) -> str:
     """Return a due time as the reader reads it: 'Tue 1 Dec, 13:00' in English."""
     return i18n.format_due(moment, timezone)
@@ -111,8 +117,7 @@ def expectation(ticket: Ticket) -> str:
     if ticket.is_emergency:
         return emergency_promise(ticket)
     if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
-        plan = plan_of(ticket)
-        tz = plan.timezone if plan else "UTC"
+        tz = ticket_zone(ticket)
         text = gettext(
             "First response by %(first)s — your %(plan)s plan. "
             "Resolution target: %(resolution)s (times in %(timezone)s).",

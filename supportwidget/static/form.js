@@ -86,14 +86,42 @@
 
   function checkIdentity(user) {
     if (!user.signature || !user.name || !user.email || !w.fetch) return;
-    fetch(w.location.pathname.replace(/\/emergency$/, '') + '/identity', {
+    fetch(w.location.pathname.replace(/\/emergency$/, '') + '/identity' + w.location.search, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ name: user.name, email: user.email, signature: user.signature })
     }).then((response) => (response.ok ? response.json() : {}))
-      .then((answer) => answer.verified === true && lock(user), () => {
+      .then((answer) => answer.verified === true && (lock(user), listMine(answer.requests)), () => {
         // Unverified or unreachable: the fields stay editable, as without a signature.
       });
+  }
+
+  /* "My requests": the signed-in person's latest tickets here, each linking its conversation. */
+  function listMine(requests) {
+    const form = d.getElementById('sw-form');
+    if (!form || !Array.isArray(requests) || !requests.length || d.getElementById('mine')) return;
+    const section = d.createElement('section');
+    section.id = 'mine';
+    section.setAttribute('aria-labelledby', 'mine-title');
+    const title = d.createElement('h2');
+    title.id = 'mine-title';
+    title.textContent = t('mine');
+    const list = d.createElement('ul');
+    requests.forEach((request) => {
+      const item = d.createElement('li');
+      const link = d.createElement('a');
+      link.href = request.url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      link.textContent = request.reference + ': ' + request.subject;
+      const state = d.createElement('span');
+      state.className = 'state';
+      state.textContent = request.status;
+      item.append(link, ' ', state);
+      list.append(item);
+    });
+    section.append(title, list);
+    form.before(section);
   }
 
   /* Draft: survives closing the dialog or a reload, until the reference is shown.
@@ -143,7 +171,17 @@
     prefill('email', user.email);
     checkIdentity({ name: text(user.name, 120), email: text(user.email, 254),
       signature: text(user.signature, 500) });
+    if (message.focus) focusStart();
   });
+
+  /* The dialog opened on this page: start at what to read or fix first, else the first field,
+   * unless the requester was already somewhere in it. */
+  function focusStart() {
+    if (d.activeElement && d.activeElement !== d.body) return;
+    const start = d.querySelector('#sw-result, .form-errors, .check-notice') ||
+      d.querySelector('#sw-form :is(input:not([type=hidden]), textarea, select)');
+    if (start) start.focus();
+  }
 
   d.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && !event.defaultPrevented) tell({ type: P + 'close' });
@@ -169,6 +207,35 @@
   }
   if (!embedded) restoreDraft(storedDraft());
   form.addEventListener('input', () => saveDraft(form));
+
+  /* A field's error goes once it is fixed: its message, its red, its line in the summary. */
+  function fixed(field) {
+    const box = field.closest('.field');
+    if (!box || !box.classList.contains('has-error')) return;
+    const ticked = field.type === 'radio' || field.type === 'checkbox';
+    if (ticked ? !field.checked : !field.value.trim() || !field.checkValidity()) return;
+    box.classList.remove('has-error');
+    box.querySelectorAll('[aria-invalid]').forEach((f) => f.setAttribute('aria-invalid', 'false'));
+    box.querySelectorAll('.error[id$="-error"]').forEach((e) => e.remove());
+    const list = summary && summary.classList.contains('form-errors') ? summary : null;
+    if (!list) return;
+    const key = field.type === 'radio' ? field.name : field.id;
+    const line = list.querySelector('li[data-field="' + key + '"]');
+    if (line) line.remove();
+    if (!list.querySelector('li, .error')) list.hidden = true;
+  }
+  // A summary link takes focus to its field (a bare fragment link only scrolls).
+  if (summary) {
+    summary.addEventListener('click', (event) => {
+      const link = event.target.closest('a[href^="#"]');
+      const target = link && d.getElementById(link.getAttribute('href').slice(1));
+      if (!target) return;
+      event.preventDefault();
+      target.focus();
+    });
+  }
+  form.addEventListener('input', (event) => fixed(event.target));
+  form.addEventListener('change', (event) => fixed(event.target));
 
   /* The emergency form asks one question per category: show only the chosen category's. */
   const questions = form.querySelectorAll('[data-category]');
@@ -277,13 +344,35 @@
     });
   }
 
+  /* Screenshots kept by the server from a refused try: a Remove button ticks the box that
+   * tells the server to drop one (the box is what works without this script). */
+  const keptItems = Array.from(d.querySelectorAll('#kept-thumbs li'));
+  const keptCount = () => keptItems.filter((item) => !item.hidden).length;
+  keptItems.forEach((item) => {
+    const label = item.querySelector('label.drop');
+    const box = label.querySelector('input');
+    const remove = d.createElement('button');
+    remove.type = 'button';
+    remove.className = 'remove';
+    remove.textContent = t('remove');
+    remove.setAttribute('aria-label', label.textContent.trim());
+    remove.addEventListener('click', () => {
+      box.checked = true;
+      item.hidden = true;
+      say('');
+      input.focus();
+    });
+    label.hidden = true;
+    item.append(remove);
+  });
+
   function add(list) {
     Array.from(list).forEach((file) => {
       if (!TYPES.test(file.type)) {
         say(t('notImage', file.name));
         return;
       }
-      if (files.length + waiting >= config.maxFiles) {
+      if (keptCount() + files.length + waiting >= config.maxFiles) {
         say(t('tooMany'));
         return;
       }
@@ -470,6 +559,8 @@
       shot.addEventListener('click', capture);
       input.after(shot);
     }
+    const hint = d.getElementById('screenshots-hint');
+    if (hint) hint.textContent += ' ' + t('dropHint');
     input.setAttribute('aria-describedby',
       (input.getAttribute('aria-describedby') || '') + ' screenshots-notice');
     input.addEventListener('change', () => {

@@ -51,7 +51,7 @@
     ':focus-visible{outline:3px solid #ffbf47;outline-offset:2px}' +
     '.overlay{position:fixed;inset:0;z-index:2147483647;background:#0009;display:flex;' +
     'align-items:center;justify-content:center;padding:16px}' +
-    '.overlay[hidden]{display:none}.capturing{opacity:0}' +
+    '.capturing{opacity:0}' +
     '.dialog{background:#fff;color:#1a1a1a;width:min(660px,100%);height:min(820px,100%);' +
     'display:flex;flex-direction:column;border-radius:10px;overflow:hidden}' +
     'header,nav{display:flex;align-items:center;gap:8px;padding:10px 14px}' +
@@ -61,14 +61,15 @@
     '.emergency{margin-inline-start:auto;color:#b00020;font-weight:600}' +
     '.notice{margin:0 14px;padding:8px;background:#fff4e5;color:#5c3b00}' +
     '.notice:empty{display:none}iframe{flex:1;border:0;background:#fff}' +
+    '.panel{flex:1;padding:4px 18px}.panel a{display:block;margin:10px 0}[hidden]{display:none}' +
     '@media (max-width:600px){.overlay{padding:0}.dialog{border-radius:0;height:100%}}' +
     '@media (prefers-color-scheme:dark){.dialog{background:#1e1e1e;color:#eee}' +
     '.emergency{color:#ff8a95}}';
 
   // Built on first open; the launcher button lives in `shadow` from the start.
-  let shadow, launcher, overlay, heading, frame, notice, tabs;
+  let shadow, launcher, overlay, heading, frame, notice, tabs, panel;
   // The form page said it is ready; it filed a request; the emergency form is showing.
-  let formReady, submitted, showingEmergency;
+  let formReady, submitted, showingEmergency, timer;
 
   function listen(target, type, handler) {
     target.addEventListener(type, handler);
@@ -97,15 +98,10 @@
     } catch (error) {}
   }
 
-  // Black or white text, whichever reads on `color` (WCAG relative luminance above 0.179: black).
+  // Black or white text, whichever reads better on `color` (its YIQ brightness over 150).
   function textColourOn(color) {
-    const weights = [0.2126, 0.7152, 0.0722];
-    const luminance = color.match(/[\d.]+/g).slice(0, 3).reduce((sum, value, index) => {
-      value /= 255;
-      const linear = value < 0.04 ? value / 12.92 : ((value + 0.055) / 1.055) ** 2.4;
-      return sum + weights[index] * linear;
-    }, 0);
-    return luminance > 0.179 ? '#000' : '#fff';
+    const [red, green, blue] = color.match(/\d+/g);
+    return red * 299 + green * 587 + blue * 114 > 150000 ? '#000' : '#fff';
   }
 
   function addStyles() {
@@ -160,8 +156,10 @@
       })
     );
     notice = element('p', { class: 'notice', role: 'status' });
+    // Shown instead of a frame that cannot load: why, and every other way to reach support.
+    panel = element('div', { class: 'panel', role: 'alert', hidden: '' });
     frame = element('iframe', { title: text.frame, allow: 'display-capture' });
-    listen(frame, 'load', formLoaded);
+    listen(frame, 'load', () => sendContext());
     // Focus sentinels keep Tab inside the dialog, also when it leaves the iframe.
     const first = element('span', { tabindex: '0' });
     const last = element('span', { tabindex: '0' });
@@ -171,7 +169,7 @@
       'div',
       { class: 'dialog', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'title' },
       [first, element('header', {}, [heading, closeButton]), element('nav', {}, tabs), notice,
-        frame, last]
+        panel, frame, last]
     );
     overlay = element('div', { class: 'overlay', hidden: '' }, [dialog]);
     listen(overlay, 'click', (event) => event.target === overlay && close());
@@ -191,38 +189,57 @@
     tabs.forEach((tab, index) => tab.setAttribute('aria-pressed', (index === 1) === emergency));
   }
 
-  function say(message, link) {
+  function say(message) {
     notice.textContent = message;
-    if (link) notice.replaceChildren(element('a', { href: link, target: '_blank' }, [message]));
+  }
+
+  function link(label, href) {
+    return element('a', { href, target: '_blank', rel: 'noopener' }, [label]);
+  }
+
+  // Why the form cannot show ('down', 'blocked' by this page's CSP, or not 'setup' for this
+  // page), with the form in a new tab, the emergency form, and the agency's phone and e-mail.
+  function showPanel(why, about) {
+    if (formReady) return;
+    clearTimeout(timer);
+    about = about || {};
+    const phone = options.phone || about.phone;
+    const email = options.email || about.email;
+    panel.replaceChildren(
+      element('p', {}, [text[why]]),
+      link(text.newTab, formUrl(showingEmergency, true)),
+      link(text.emergency, formUrl(true, true)),
+      ...(phone || email ? [element('p', {}, [text.call])] : []),
+      ...(phone ? [link(phone, 'tel:' + phone.replace(/[^\d+]/g, ''))] : []),
+      ...(email ? [link(email, 'mailto:' + email)] : [])
+    );
+    panel.hidden = false;
+    frame.hidden = true;
   }
 
   function loadForm(emergency) {
     formReady = submitted = false;
     say('');
     showTab(emergency);
+    panel.hidden = true;
+    frame.hidden = false;
     frame.src = formUrl(emergency);
-    // A frame that fails to load says nothing: ask the service directly, and if it does not
-    // answer give the agency's own phone and e-mail.
-    fetch(service + '/healthz', {
-      mode: 'no-cors',
-      cache: 'no-store',
-      signal: AbortSignal.timeout(5000)
-    }).catch(
-      () => formReady || say([text.down, options.phone, options.email].filter(Boolean).join(' '))
-    );
+    // A frame that cannot load says nothing: ask the service whether the form can open here.
+    // No answer (down, hanging, or this page's CSP has no connect-src for us): give the form
+    // a moment, then say so.
+    const later = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => showPanel('down'), 1500);
+    };
+    fetch(service + '/s/' + siteKey + '/widget.json', { signal: AbortSignal.timeout(6000) })
+      .then((response) => response.json())
+      .then((about) => about.ok || showPanel('setup', about), later);
+    timer = setTimeout(() => showPanel('down'), 10000);
   }
 
-  function formLoaded() {
-    sendContext();
-    // A form page that never says "ready" was refused (not an allowed origin) or failed.
-    setTimeout(
-      () => formReady || notice.textContent || say(text.blocked, formUrl(showingEmergency, true)),
-      3000
-    );
-  }
-
-  // Tell the form page what it cannot see from inside its frame.
-  function sendContext() {
+  // Tell the form page what it cannot see from inside its frame, and whether to put the caret
+  // in its first field (the dialog just opened on it).
+  function sendContext(focus) {
     const page = {
       url: location.href,
       title: document.title,
@@ -236,7 +253,7 @@
       signature: options.userSignature
     };
     frame.contentWindow.postMessage(
-      { type: PREFIX + 'context', page, user, context: hostContext, draft: readDraft() },
+      { type: PREFIX + 'context', page, user, context: hostContext, draft: readDraft(), focus },
       service
     );
   }
@@ -248,6 +265,7 @@
     if (!overlay.isConnected) shadow.append(overlay);
     overlay.hidden = false;
     (formReady ? frame : heading).focus();
+    if (formReady) sendContext(true);
   }
 
   function close() {
@@ -264,10 +282,13 @@
     const type = message.type;
     if (type === PREFIX + 'ready') {
       formReady = true;
+      clearTimeout(timer);
+      panel.hidden = true;
+      frame.hidden = false;
       say('');
       showTab(!!message.emergency);
-      sendContext();
       if (shadow.activeElement === heading) frame.focus();
+      sendContext(shadow.activeElement === frame);
     } else if (type === PREFIX + 'close') {
       close();
     } else if (type === PREFIX + 'capture') {
@@ -283,6 +304,11 @@
     }
   }
   listen(window, 'message', formMessage);
+  // This page's Content-Security-Policy refused our frame: the browser would show a broken one.
+  listen(document, 'securitypolicyviolation', (event) => {
+    const refused = ['frame-src', 'child-src'].includes(event.effectiveDirective);
+    if (panel && refused && event.blockedURI.startsWith(service)) showPanel('blocked');
+  });
 
   // The page's API: supportwidget('open' | 'emergency' | 'close').
   function supportwidget(command) {
