@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from supportwidget.models import Client, Notification, Site, Staff, db
 from supportwidget.notify import outbox
 from supportwidget.tickets import filing as tickets
+from supportwidget.worker import Workers
 
 from conftest import PG_URL, make_app, standard_fields
 from smtp_fixtures import free_port
@@ -197,3 +198,39 @@ def test_two_workers_one_killed_mid_run_lose_nothing_and_send_each_mail_once(
     with app.app_context():
         statuses = Counter(db.session.scalars(sa.select(Notification.status)))
     assert statuses == {"sent": 600}
+
+
+def test_staff_hear_of_a_ticket_within_two_seconds_after_a_quiet_spell(tmp_path, smtp_server):
+    # On the embedded SQLite queue an idle worker polls, backing off between looks. After a
+    # quiet minute Huey's default had it look only every 10 s, so a lone ticket reached
+    # staff up to 10 s late; the mail lane's poll caps that wait.
+    queue = f"sqlite:///{tmp_path / 'queue.sqlite'}"
+    app = make_app(
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        tmp_path,
+        QUEUE_URL=queue,
+        QUEUE_IMMEDIATE=False,
+        STAFF_NOTIFY_EMAILS=[],
+        **smtp_server.config(),
+    )
+    site_key = seed(app)
+    workers = Workers(app)
+    workers.start()
+    try:
+        # A quiet spell: every idle thread backed off as far as its lane lets it.
+        for consumer in workers.consumers:
+            for worker, _ in consumer.worker_threads:
+                worker.delay = worker.max_delay
+        time.sleep(1.0)  # let each thread start such a wait (not an assertion)
+        client = app.test_client()
+        form = client.get(f"/s/{site_key}").get_data(as_text=True)
+        token = re.search(r'name="form_token" type="hidden" value="([^"]+)"', form).group(1)
+        answered = time.monotonic()
+        page = client.post(f"/s/{site_key}", data={**standard_fields(), "form_token": token})
+        assert page.status_code == 200
+        mails = smtp_server.wait_for(3, timeout=15)
+        heard = time.monotonic() - answered
+    finally:
+        workers.stop()
+    assert sorted(m["To"] for m in mails)[:2] == ["alice@agency.test", "bob@agency.test"]
+    assert heard <= 2.0, f"staff heard {heard:.1f} s after the answer page"
