@@ -126,7 +126,7 @@ def test_serve_files_a_ticket_and_its_worker_delivers_the_mail(
     server = spawn(env, "serve", "--port", str(port), log=tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: get(base + "/healthz")[0] == 200, 30, "a healthy service")
+        wait_until(lambda: get(base + "/healthz")[0] == 200, 60, "a healthy service")
         health = json.loads(get(base + "/healthz")[1])
         assert health["database"] == "ok" and health["worker"] == "ok"
         form = get(f"{base}/s/{site_key}")[1]
@@ -264,7 +264,7 @@ def served(tmp_path, smtp_server):
     server = spawn(env, "serve", "--port", str(port), log=tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: get(base + "/healthz")[0] == 200, 30, "a healthy service")
+        wait_until(lambda: get(base + "/healthz")[0] == 200, 60, "a healthy service")
         yield server, base, app, site_key
     finally:
         for pid in children(server.pid):
