@@ -2,6 +2,7 @@
 
     python bench/_floor.py bare-waitress --port P --db URL   # the bare floor on waitress
     python bench/_floor.py smtp-sink --port P                # an aiosmtpd sink that counts
+    python bench/_floor.py smtp-stamp --port P --out FILE    # ... and writes when each came
 
 `bare_app()` is also a gunicorn app factory (database URL from BENCH_BARE_DB_URL).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sqlite3
 import threading
@@ -81,11 +83,30 @@ class _Counter:
         return "250 OK"
 
 
-def _smtp_sink(port: int) -> None:
+class _Stamper(_Counter):
+    """Count, and write one line per message: accepted at (epoch s), ticket, recipients."""
+
+    def __init__(self, out: str) -> None:
+        super().__init__()
+        self.out = open(out, "a", buffering=1)  # noqa: SIM115 - open until the sink stops
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        accepted = time.time()
+        # The Message-ID names the ticket in plain ASCII (<nROW.SUP-TICKET.tag@domain>).
+        found = MESSAGE_ID_RE.search(envelope.content)
+        ticket = found.group(1).decode() if found else "-"
+        self.out.write(f"{accepted:.4f} {ticket} {','.join(envelope.rcpt_tos)}\n")
+        return await super().handle_DATA(server, session, envelope)
+
+
+MESSAGE_ID_RE = re.compile(rb"Message-ID: <n\d+\.SUP-(\d+)\.", re.IGNORECASE)
+
+
+def _smtp_sink(port: int, out: str | None = None) -> None:
     """Accept and count mail until SIGTERM, then print the count."""
     from aiosmtpd.controller import Controller
 
-    handler = _Counter()
+    handler = _Stamper(out) if out else _Counter()
     controller = Controller(handler, hostname=HOST, port=port, ready_timeout=5.0)
     controller.start()
     stopped = threading.Event()
@@ -99,13 +120,14 @@ def _smtp_sink(port: int) -> None:
 def main() -> None:
     """Run one helper process (see the module docstring)."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["bare-waitress", "smtp-sink"])
+    parser.add_argument("mode", choices=["bare-waitress", "smtp-sink", "smtp-stamp"])
+    parser.add_argument("--out")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db")
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    if args.mode == "smtp-sink":
-        _smtp_sink(args.port)
+    if args.mode in ("smtp-sink", "smtp-stamp"):
+        _smtp_sink(args.port, args.out if args.mode == "smtp-stamp" else None)
         return
     from waitress import serve
 

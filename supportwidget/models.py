@@ -204,9 +204,8 @@ class Staff(Model):
 
 class Ticket(Model):
     __table_args__ = (
+        # The staff queue's order; also counts the few tickets behind a new one.
         sa.Index("ix_ticket_queue", "queue_rank", "effective_due_at", "id"),
-        # The first-come-first-served position count.
-        sa.Index("ix_ticket_fcfs", "kind", "sla_plan_name", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -291,6 +290,22 @@ class Ticket(Model):
             self.queue_rank = 1 if self.acknowledged_at else 0
         else:
             self.queue_rank = 2
+
+
+# Rows of OpenTicketCount: concurrent filings add to different rows (ticket id modulo this).
+OPEN_COUNT_SHARDS = 16
+
+
+class OpenTicketCount(Model):
+    """How many tickets are open (queue_rank < 9), spread over OPEN_COUNT_SHARDS rows.
+
+    Database triggers keep it (migration a3f17c0b9d42), so every writer, ORM or not, does;
+    a queue position then costs the few tickets behind it, not the whole backlog ahead.
+    A migration that rebuilds the ticket table on SQLite (batch mode) must recreate them.
+    """
+
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    open_tickets: Mapped[int] = mapped_column(default=0)
 
 
 class Attachment(Model):

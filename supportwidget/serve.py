@@ -1,11 +1,23 @@
-"""`serve`: the production WSGI server and the notification worker in one process."""
+"""`serve`: the production WSGI server and, in a process of its own, the notification worker.
+
+One command starts both and stops both: Ctrl-C or SIGTERM stops the worker with the web
+server, and a worker that dies stops `serve` too (non-zero exit), so whatever restarts
+`serve` restarts both; web requests never run without anyone to send their mail.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
 from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import ScriptInfo
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, Task, WSGITask
@@ -13,7 +25,12 @@ from waitress.utilities import RequestEntityTooLarge
 
 from supportwidget.platform import logs, the_app
 from supportwidget.platform.database import init_schema
-from supportwidget.worker import Workers
+from supportwidget.worker import SERVE_PARENT_ENV
+
+log = logging.getLogger(__name__)
+
+# Seconds the worker may take to finish its sends after SIGTERM before it is killed.
+WORKER_STOP_SECONDS = 30
 
 # Waitress's limits, for a server that may face the internet directly (better: behind nginx,
 # see examples/deploy). Slow clients cost a socket each, not a thread: allow many sockets so
@@ -63,26 +80,77 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
     return server
 
 
+class WorkerProcess:
+    """The `worker` command as a child process, watched: its death stops `serve`."""
+
+    def __init__(self, app_import: str) -> None:
+        self.stopping = threading.Event()
+        self.died: int | None = None
+        cmd = [sys.executable, "-m", "flask", "--app", app_import, "worker"]
+        env = {**os.environ, SERVE_PARENT_ENV: str(os.getpid())}
+        # Its own process group: a terminal's Ctrl-C reaches us, and we stop it in order.
+        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        threading.Thread(target=self._watch, name="supportwidget-worker-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        code = self.proc.wait()
+        if not self.stopping.is_set():
+            self.died = code
+            log.error("the worker process exited (status %s): stopping serve", code)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Ask the worker to finish its sends and stop; kill it if it will not."""
+        self.stopping.set()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WORKER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds server.run() like Ctrl-C, so the worker is stopped
+
+
+def app_import_path() -> str:
+    """Return how this process was told to load the app (`--app`), for the worker to do the same."""
+    info = click.get_current_context().find_object(ScriptInfo)
+    return (info.app_import_path if info else None) or "supportwidget"
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
 @click.option("--no-worker", is_flag=True, help="Run the web server only (workers run elsewhere).")
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
-    """Run the web server (waitress) and, unless --no-worker, the worker."""
+    """Run the web server (waitress) and, unless --no-worker, the worker beside it."""
     app = the_app()
     init_schema()
-    logs.configure(app)  # after the migrations, whose logging setup would replace ours
-    server = make_server(app, host, port, threads)
-    workers = None if no_worker else Workers(app)
-    if workers:
-        workers.start()
+    # Started first: it imports the app while this process binds and warms up.
+    worker = None if no_worker else WorkerProcess(app_import_path())
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        logs.configure(app)  # after the migrations, whose logging setup would replace ours
+        server = make_server(app, host, port, threads)
+    except BaseException:
+        if worker:
+            worker.stop()
+        raise
     click.echo(
         f"supportwidget listening on http://{host}:{port}/ "
-        f"({'with' if workers else 'without'} worker)"
+        f"({f'worker in process {worker.proc.pid}' if worker else 'without worker'})"
     )
     try:
         server.run()
+    except KeyboardInterrupt:
+        click.echo("Stopping…")
     finally:
-        if workers:
-            workers.stop()
+        server.close()
+        if worker:
+            worker.stop()
+    if worker and worker.died is not None:
+        raise click.ClickException(f"the worker process exited (status {worker.died})")

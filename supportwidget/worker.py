@@ -42,6 +42,8 @@ PERIODIC: dict[str, Callable[[], Any]] = {
     "warn_breaches": deadlines.warn_breaches,
     "prune_kept": kept.prune_expired,
 }
+#: Set by `serve` on the worker it starts: the pid to outlive no longer than.
+SERVE_PARENT_ENV = "SW_SERVE_PARENT_PID"  # not SUPPORTWIDGET_*: that prefix is config
 #: What follows a notification that failed for good: staff hear that a page did not arrive.
 ON_FAILURE = (paging.report_unpaged,)
 
@@ -118,9 +120,13 @@ def worker_command() -> None:
     signal.signal(signal.SIGTERM, lambda *_: workers.stopped.set())
     workers.start()
     click.echo(f"Worker {workers.name} running; Ctrl-C to stop.")
+    # Started by `serve`: stop when it is gone, even killed without a chance to stop us.
+    parent = os.environ.get(SERVE_PARENT_ENV)
     try:
         while not workers.stopped.wait(1):
-            pass
+            if parent and os.getppid() != int(parent):
+                click.echo("serve is gone: stopping worker…")
+                break
     except KeyboardInterrupt:
         click.echo("Stopping worker…")
     finally:

@@ -287,7 +287,8 @@ def served(tmp_path_factory):
     port = free_port()
     server = spawn(env, "serve", "--port", str(port), log=tmp / "serve.log")
     try:
-        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 30, "serve")
+        # Healthy once serve's worker process, which imports the app itself, has beaten.
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 60, "serve")
         yield port, site_key
     finally:
         server.send_signal(signal.SIGINT)

@@ -150,6 +150,19 @@ def test_standard_form_in_french_from_the_locale_parameter(client: FlaskClient, 
     assert '"capture": "Capturer cette page"' in page
 
 
+def test_form_js_messages_follow_each_request_language(client: FlaskClient, site: Site) -> None:
+    # The messages are translated once per language and kept: never one language's for another.
+    expected = {
+        "en": '"capture": "Capture this page"',
+        "fr": '"capture": "Capturer cette page"',
+        "de": '"remove": "Entfernen"',
+    }
+    for language in ("en", "fr", "en", "de", "fr"):
+        page = text(client.get(f"/s/{site.site_key}?locale={language}"))
+        assert expected[language] in page
+        assert all(other not in page for lang, other in expected.items() if lang != language)
+
+
 def test_standard_form_in_german_from_accept_language(client: FlaskClient, site: Site) -> None:
     headers = {"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"}
     page = text(client.get(f"/s/{site.site_key}", headers=headers))

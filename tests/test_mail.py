@@ -22,6 +22,7 @@ from supportwidget.notify.channels.email import (
     mail,
     send_email,
 )
+from supportwidget.notify.mime import LeanMessage
 
 pytest_plugins = ["smtp_fixtures"]
 
@@ -324,3 +325,70 @@ def test_record_messages_sees_sent_mail(smtp_server: SmtpTestServer, tmp_path: P
     with mail.record_messages() as outbox:
         send_one(app)
     assert [message.msgId for message in outbox] == ["<notification-7@supportwidget.test>"]
+
+
+LEAN_CASES = [
+    # (subject, reply-to): plain ASCII; a long French subject that folds as encoded words;
+    # a German sender name in Reply-To; no subject at all.
+    ("[SUP-12] Menu broken — Acme Shop / acme.test", None),
+    (
+        "[SUP-4071] Le menu déroulant ne s'affiche plus sur la page « Réservations » après "
+        "la mise à jour — Café Élysée / réservations.café-élysée.fr",
+        None,
+    ),
+    ("[SUP-9] Kontaktformular", "Jürgen Größe <juergen@example.com>"),
+    ("", "plain@example.com"),
+]
+
+
+@pytest.mark.parametrize(("subject", "reply_to"), LEAN_CASES)
+def test_lean_message_keeps_every_header_and_part_byte_for_byte(
+    tmp_path: Path, subject: str, reply_to: str | None
+) -> None:
+    # Staff and requesters must see exactly what Flask-Mail's own message said, in one
+    # multipart/alternative instead of two nested multiparts.
+    app = make_app(tmp_path, MAIL_DEFAULT_SENDER="Support desk <support@agency.test>")
+    root = "<SUP-12.1a2b3c4d@support.test>"
+    fields = {
+        "subject": subject,
+        "recipients": ["elodie@example.fr" if reply_to else "owner@acme.test"],
+        "body": "Bonjour Élodie,\n\nnous avons bien reçu votre demande.\n" * 20,
+        "html": "<p>Bonjour <b>Élodie</b>,</p><p>nous avons bien reçu votre demande.</p>" * 20,
+        "reply_to": reply_to,
+        "extra_headers": {"References": root, "In-Reply-To": root},
+    }
+    with app.app_context():
+        flask_mail = Message(**fields)
+        flask_mail.msgId = "<n7.SUP-12.1a2b3c4d@support.test>"
+        lean = LeanMessage("<n7.SUP-12.1a2b3c4d@support.test>", **fields)
+        flask_mail.date = lean.date = 1_796_000_000.0
+        old, new = flask_mail._message(), lean._message()
+        old_bytes, new_bytes = old.as_bytes(), lean.as_bytes()
+    assert new.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in old.walk()][1:] == [
+        "multipart/alternative", "text/plain", "text/html",
+    ]  # fmt: skip
+
+    def head(raw: bytes) -> list[bytes]:
+        lines = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        return [line for line in lines if not line.startswith((b"Content-Type", b" boundary"))]
+
+    assert head(new_bytes) == head(old_bytes)
+    old_parts = [p.as_bytes(policy=email.policy.SMTP) for p in old.walk() if not p.is_multipart()]
+    new_parts = [p.as_bytes(policy=email.policy.SMTP) for p in new.walk() if not p.is_multipart()]
+    assert new_parts == old_parts
+    parsed = email.message_from_bytes(new_bytes, policy=email.policy.default)
+    assert parsed["Subject"] == " ".join(subject.split()) or not subject
+    assert "nous avons bien reçu" in parsed.get_body(("plain",)).get_content()
+
+
+def test_lean_message_with_a_screenshot_is_flask_mails_own(tmp_path: Path) -> None:
+    app = make_app(tmp_path, MAIL_DEFAULT_SENDER="support@agency.test")
+    with app.app_context():
+        lean = LeanMessage("<n1@support.test>", "Shot", ["a@example.com"], "text", "<p>html</p>")
+        lean.attach("screenshot.png", "image/png", PNG)
+        parsed = email.message_from_bytes(lean.as_bytes(), policy=email.policy.default)
+    assert [p.get_content_type() for p in parsed.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "image/png",
+    ]  # fmt: skip
+    assert parsed["Message-ID"] == "<n1@support.test>"

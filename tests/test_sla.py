@@ -8,9 +8,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from flask_migrate import downgrade, upgrade
 
-from supportwidget.models import Client, Site, SlaPause, SlaPlan, Staff, Ticket, db
+from supportwidget.models import (
+    Client,
+    Notification,
+    OpenTicketCount,
+    Site,
+    SlaPause,
+    SlaPlan,
+    Staff,
+    Ticket,
+    TicketEvent,
+    db,
+)
 from supportwidget.platform import tokens
+from supportwidget.platform.database import MIGRATIONS
 from supportwidget.sla import schedules as sla
 from supportwidget.sla.workqueue import Filters, work_queue
 from supportwidget.tickets import filing as tickets
@@ -159,6 +172,47 @@ def test_queue_positions_count_open_requests_without_sla(client, site):
     status = client.get(f"/t/{tokens.status_token(ticket.id)}").get_data(as_text=True)
     assert "you are number 2 in the queue" in status
     assert "in the queue" not in sla.expectation(first)
+
+
+def open_count() -> tuple[int, int]:
+    """Return the open-ticket count the database keeps and the count of open rows."""
+    kept = db.session.scalar(sa.select(sa.func.sum(OpenTicketCount.open_tickets)))
+    real = db.session.scalar(sa.select(sa.func.count(Ticket.id)).where(Ticket.queue_rank < 9))
+    return kept, real
+
+
+def test_queue_position_stays_right_through_every_kind_of_write(client, site):
+    # Positions are the open count less the tickets behind; the count is kept by the
+    # database, so writes outside the ORM (a bulk close, a delete) must keep it too.
+    filed = [submit(client, site, subject=f"Request {n}")[0] for n in range(6)]
+    db.session.execute(
+        sa.update(Ticket).where(Ticket.id.in_([filed[0].id, filed[2].id])).values(queue_rank=9)
+    )
+    for child in (TicketEvent, Notification):
+        db.session.execute(sa.delete(child).where(child.ticket_id == filed[1].id))
+    db.session.execute(sa.delete(Ticket).where(Ticket.id == filed[1].id))
+    reopened = db.session.get(Ticket, filed[2].id)
+    reopened.queue_rank = 2  # reopened: back in the queue at its old due time
+    db.session.commit()
+    assert open_count() == (4, 4)
+    _, page = submit(client, site, subject="Newest")
+    assert "you are number 5 in the queue" in page
+    order = [t.id for t in work_queue(Filters(), limit=100)[0]]
+    for ticket_id in order:
+        ticket = db.session.get(Ticket, ticket_id)
+        assert sla.queue_position(ticket) == order.index(ticket_id) + 1
+    assert order.index(reopened.id) == 0
+
+
+def test_open_count_starts_from_the_tickets_already_there(app, client, site):
+    submit(client, site)
+    submit(client, site)
+    downgrade(directory=MIGRATIONS, revision="4e290b453a7d")
+    filed_at(site, datetime.now(UTC))  # no position asked: the count is not there yet
+    upgrade(directory=MIGRATIONS)
+    db.session.expire_all()
+    assert open_count() == (3, 3)
+    assert "you are number 4 in the queue" in submit(client, site)[1]
 
 
 def test_needed_by_before_resolution_is_flagged_and_staff_warned(client, site, gold, smtp_server):

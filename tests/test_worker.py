@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from supportwidget.models import Client, Notification, Site, Staff, db
+from supportwidget.models import Client, Heartbeat, Notification, Site, Staff, db
 from supportwidget.notify import outbox
 from supportwidget.tickets import filing as tickets
+from supportwidget.worker import Workers
 
 from conftest import PG_URL, make_app, standard_fields
 from smtp_fixtures import free_port
@@ -125,7 +126,7 @@ def test_serve_files_a_ticket_and_its_worker_delivers_the_mail(
     server = spawn(env, "serve", "--port", str(port), log=tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: get(base + "/healthz")[0] == 200, 30, "a healthy service")
+        wait_until(lambda: get(base + "/healthz")[0] == 200, 60, "a healthy service")
         health = json.loads(get(base + "/healthz")[1])
         assert health["database"] == "ok" and health["worker"] == "ok"
         form = get(f"{base}/s/{site_key}")[1]
@@ -197,3 +198,113 @@ def test_two_workers_one_killed_mid_run_lose_nothing_and_send_each_mail_once(
     with app.app_context():
         statuses = Counter(db.session.scalars(sa.select(Notification.status)))
     assert statuses == {"sent": 600}
+
+
+def test_staff_hear_of_a_ticket_within_two_seconds_after_a_quiet_spell(tmp_path, smtp_server):
+    # On the embedded SQLite queue an idle worker polls, backing off between looks. After a
+    # quiet minute Huey's default had it look only every 10 s, so a lone ticket reached
+    # staff up to 10 s late; the mail lane's poll caps that wait.
+    queue = f"sqlite:///{tmp_path / 'queue.sqlite'}"
+    app = make_app(
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        tmp_path,
+        QUEUE_URL=queue,
+        QUEUE_IMMEDIATE=False,
+        STAFF_NOTIFY_EMAILS=[],
+        **smtp_server.config(),
+    )
+    site_key = seed(app)
+    workers = Workers(app)
+    workers.start()
+    try:
+        # A quiet spell: every idle thread backed off as far as its lane lets it.
+        for consumer in workers.consumers:
+            for worker, _ in consumer.worker_threads:
+                worker.delay = worker.max_delay
+        time.sleep(1.0)  # let each thread start such a wait (not an assertion)
+        client = app.test_client()
+        form = client.get(f"/s/{site_key}").get_data(as_text=True)
+        token = re.search(r'name="form_token" type="hidden" value="([^"]+)"', form).group(1)
+        answered = time.monotonic()
+        page = client.post(f"/s/{site_key}", data={**standard_fields(), "form_token": token})
+        assert page.status_code == 200
+        mails = smtp_server.wait_for(3, timeout=15)
+        heard = time.monotonic() - answered
+    finally:
+        workers.stop()
+    assert sorted(m["To"] for m in mails)[:2] == ["alice@agency.test", "bob@agency.test"]
+    assert heard <= 2.0, f"staff heard {heard:.1f} s after the answer page"
+
+
+def children(pid: int) -> list[int]:
+    """Return the pids of a process's children (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    """Tell whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def served(tmp_path, smtp_server):
+    """Start `serve` on SQLite and its queue; yield (process, base URL, app, site key)."""
+    database_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    queue_url = f"sqlite:///{tmp_path / 'queue.sqlite'}"
+    app = make_app(
+        database_url, tmp_path, QUEUE_URL=queue_url, QUEUE_IMMEDIATE=False, STAFF_NOTIFY_EMAILS=[]
+    )
+    site_key = seed(app)
+    port = free_port()
+    env = service_env(database_url, queue_url, tmp_path, smtp_server)
+    server = spawn(env, "serve", "--port", str(port), log=tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: get(base + "/healthz")[0] == 200, 60, "a healthy service")
+        yield server, base, app, site_key
+    finally:
+        for pid in children(server.pid):
+            os.kill(pid, signal.SIGKILL)
+        server.kill()
+        server.wait(timeout=10)
+
+
+def test_serve_runs_its_worker_in_a_process_of_its_own(served):
+    server, base, app, _ = served
+    [worker] = children(server.pid)
+    # The beating worker is that child: web requests and sends use separate interpreters.
+    with app.app_context():
+        rows = db.session.execute(sa.select(Heartbeat.name, Heartbeat.holder)).all()
+        db.session.remove()
+    beating = {value for row in rows for value in row if value}
+    assert any(name.endswith(f":{worker}") for name in beating), beating
+    assert not any(name.endswith(f":{server.pid}") for name in beating)
+
+
+def test_sigterm_stops_serve_and_its_worker(served, tmp_path):
+    server, *_ = served
+    [worker] = children(server.pid)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=40) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    assert not alive(worker)
+
+
+def test_serve_stops_when_its_worker_dies(served, tmp_path):
+    server, base, *_ = served
+    [worker] = children(server.pid)
+    os.kill(worker, signal.SIGKILL)
+    # Not left answering requests whose mail nobody sends: it exits and says why.
+    assert server.wait(timeout=30) != 0
+    assert "the worker process exited" in (tmp_path / "serve.log").read_text()
+
+
+def test_the_worker_of_a_killed_serve_does_not_linger(served):
+    server, *_ = served
+    [worker] = children(server.pid)
+    server.kill()  # no chance to stop its worker
+    server.wait(timeout=10)
+    wait_until(lambda: not alive(worker), 15, "the orphaned worker to stop")

@@ -294,6 +294,12 @@ def too_many_screenshots(count: int) -> str:
 
 def form_strings() -> dict[str, str]:
     """Return form.js's messages in the current language; '{name}' marks a file name."""
+    return dict(_form_strings(str(get_locale())))
+
+
+@functools.lru_cache(maxsize=32)
+def _form_strings(locale: str) -> dict[str, str]:
+    # Translated once per locale and process, not on every form page (21 look-ups each).
     name = "{name}"
     return {
         "coverIn": gettext("Cover private details in %(name)s", name=name),

@@ -13,6 +13,7 @@ from flask_mail import Message
 from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import Notification, Staff, Ticket, db
 from supportwidget.notify.gsm import SMS_LIMIT, fit, gsm_length, sms_text
+from supportwidget.notify.mime import LeanMessage
 from supportwidget.platform import i18n, tokens
 from supportwidget.platform.screenshots import stored_path
 from supportwidget.sla.schedules import expectation, ticket_zone
@@ -232,17 +233,16 @@ def call(ticket: Ticket, template: str, staff: Staff, purpose: str, **extra: Any
 
 def email_message(row: Notification) -> Message:
     """Build the e-mail for an outbox row, threaded on its ticket."""
-    msg = Message(
+    root = root_message_id(row.ticket_id) if row.ticket_id is not None else None
+    msg = LeanMessage(
+        message_id(row),
         subject=row.subject or "",
         recipients=[row.recipient],
         body=row.body_text,
         html=row.body_html,
         reply_to=row.reply_to,
+        extra_headers={"References": root, "In-Reply-To": root} if root else None,
     )
-    msg.msgId = message_id(row)
-    if row.ticket_id is not None:
-        root = root_message_id(row.ticket_id)
-        msg.extra_headers = {"References": root, "In-Reply-To": root}
     if row.with_attachments and row.ticket is not None:
         folder = current_app.config["UPLOAD_FOLDER"]
         for att in row.ticket.attachments:

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_babel import gettext, lazy_gettext
 
 from supportwidget.models import Client, SlaPause, SlaPlan, Ticket, db
@@ -22,6 +22,9 @@ FCFS_EXPECTATION = lazy_gettext(
     "complex they are and on having all the information we need. Requests from clients "
     "without a support plan are handled first come, first served."
 )
+
+# Where one request keeps the queue positions it counted (in its WSGI environ).
+POSITIONS_KEY = "supportwidget.queue_positions"
 
 
 @functools.lru_cache(maxsize=64)
@@ -97,8 +100,13 @@ def queue_position(ticket: Ticket) -> int | None:
     """
     if ticket.is_emergency or ticket.sla_plan_name is not None or not ticket.is_open:
         return None
-    with db.session.no_autoflush:  # only other tickets are counted; this one is read as is
-        return workqueue.position(ticket)
+    # Counted once per request: the confirmation e-mail and the answer page say the same.
+    cache = request.environ.setdefault(POSITIONS_KEY, {}) if has_request_context() else {}
+    key = (ticket.id, ticket.queue_rank, ticket.effective_due_at)
+    if key not in cache:
+        with db.session.no_autoflush:  # only other tickets are counted; this one is read as is
+            cache[key] = workqueue.position(ticket)
+    return cache[key]
 
 
 def ticket_zone(ticket: Ticket) -> str:

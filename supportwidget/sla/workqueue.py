@@ -9,7 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from supportwidget.models import MAX_ID, Client, Site, Ticket, db, parse_id
+from supportwidget.models import MAX_ID, Client, OpenTicketCount, Site, Ticket, db, parse_id
 from supportwidget.vocab import QueueScope
 
 BAD_CURSOR = "The cursor is not valid; start again from the first page."
@@ -81,14 +81,31 @@ def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
 def position(ticket: Ticket) -> int:
     """Return a ticket's place in the staff work queue (1: next), counted in the queue's order.
 
-    The ticket's own row may not be written yet (a downgrade being composed): it is left
-    out of the count and placed where its values in memory put it.
+    Counted from the back: the open tickets (a count the database keeps) less those behind
+    this one, so a new ticket costs the few filed or due after it, not the backlog ahead.
+    The ticket's own row may not be written yet, or hold older values (a downgrade being
+    composed): it is left out of the count and placed where its values in memory put it.
     """
     rank, due, ticket_id = _order_key(ticket)
-    ahead = sa.select(sa.func.count(Ticket.id)).where(
+    behind = sa.select(sa.func.count(Ticket.id)).where(
         Ticket.queue_rank < 9,
         Ticket.id != ticket_id,
-        sa.tuple_(Ticket.queue_rank, Ticket.effective_due_at, Ticket.id) < (rank, due, ticket_id),
+        sa.tuple_(Ticket.queue_rank, Ticket.effective_due_at, Ticket.id) > (rank, due, ticket_id),
+    )
+    # Nor is a ticket of the same rank without a due time ahead (the comparison is unknown).
+    undated = sa.select(sa.func.count(Ticket.id)).where(
+        Ticket.queue_rank == rank, Ticket.effective_due_at.is_(None), Ticket.id != ticket_id
+    )
+    # Its own stored row, if open, is in the total too.
+    itself = sa.select(sa.func.count(Ticket.id)).where(
+        Ticket.id == ticket_id, Ticket.queue_rank < 9
+    )
+    total = sa.select(sa.func.coalesce(sa.func.sum(OpenTicketCount.open_tickets), 0))
+    ahead = sa.select(
+        total.scalar_subquery()
+        - behind.scalar_subquery()
+        - undated.scalar_subquery()
+        - itself.scalar_subquery()
     )
     return int(db.session.scalar(ahead) or 0) + 1
 

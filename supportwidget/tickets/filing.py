@@ -108,11 +108,10 @@ def file_once(nonce: str | None, build: Callable[[], Built]) -> tuple[Ticket, bo
     """Run `build` (add a ticket and its outbox rows), commit it all, then queue the rows.
 
     When the same form token is already filed, or wins a race with us, return that
-    ticket instead: a double submission never makes a second ticket or e-mail.
+    ticket instead: a double submission never makes a second ticket or e-mail. The UNIQUE
+    form_nonce decides (the ticket's INSERT is the build's first write), so a first
+    submission, nearly every one, pays no look-up.
     """
-    existing = find_by_nonce(nonce)
-    if existing is not None:
-        return existing, False
     try:
         with database.write_lock():
             ticket, rows = build()
