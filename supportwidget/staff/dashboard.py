@@ -19,6 +19,7 @@ from flask import (
     send_file,
     url_for,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
 from supportwidget.emergencies.state import emergency_state
 from supportwidget.intake import mailin
@@ -28,9 +29,11 @@ from supportwidget.models import (
     HeldMessage,
     Notification,
     Site,
+    Staff,
     Ticket,
     TimeEntry,
     db,
+    parse_id,
     utcnow,
 )
 from supportwidget.platform import i18n
@@ -39,6 +42,7 @@ from supportwidget.sla import deadlines as breaches
 from supportwidget.sla.workqueue import CursorError, Filters, work_queue
 from supportwidget.staff.auth import current_staff, login_required
 from supportwidget.tickets import actions as updates
+from supportwidget.tickets import conversation
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import STATUS_FILTERS, QueueScope, TicketKind, TicketStatus, TriageDecision
 
@@ -88,7 +92,16 @@ def _filters() -> Filters:
     kind = args.get("kind") or None
     if kind is not None and kind not in TicketKind.values():
         abort(400, f"Kind must be {TicketKind.listing()}.")
-    return Filters(status, args.get("client") or None, args.get("site") or None, kind)
+    assignee = args.get("assignee") or None
+    if assignee not in (None, "me"):
+        abort(400, "The assignee filter takes only 'me'.")
+    return Filters(
+        status,
+        args.get("client") or None,
+        args.get("site") or None,
+        kind,
+        assignee_id=signed_in().id if assignee == "me" else None,
+    )
 
 
 @bp.get("/")
@@ -148,6 +161,10 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
         resendable={
             row.id for row in ticket.notifications if updates.resend_refusal(ticket, row) is None
         },
+        staff_members=db.session.scalars(
+            sa.select(Staff).where(Staff.active).order_by(Staff.name)
+        ).all(),
+        me=current_staff(),
         error=error,
         form=request.form if error else {},
     )
@@ -201,6 +218,49 @@ ACTIONS = {
     "triage": _triage,
     "time": _log_time,
 }
+
+
+def signed_in() -> Staff:
+    """Return the signed-in staff member (login_required guarantees one)."""
+    staff = current_staff()
+    if staff is None:
+        abort(401)
+    return staff
+
+
+def _assignee(value: str) -> Staff | None:
+    """Read the `assignee` field: a staff id, `me`, or empty for nobody."""
+    value = value.strip()
+    if value == "me":
+        return signed_in()
+    if not value:
+        return None
+    member = db.session.get(Staff, parse_id(value) or 0)
+    if member is None:
+        raise updates.UpdateError(f"There is no staff member {value!r}.")
+    return member
+
+
+@bp.post("/tickets/<reference>")
+@login_required
+def update_ticket(reference: str) -> Response | BaseResponse:
+    """Add an internal note (`internal_note`) or set who has the ticket (`assignee`)."""
+    ticket, me, form = load_ticket(reference), signed_in(), request.form
+    try:
+        if "internal_note" in form:
+            conversation.add_note(ticket, me, form["internal_note"])
+            message = "Internal note added (staff only)."
+        elif "assignee" in form:
+            conversation.assign(ticket, me, _assignee(form["assignee"]))
+            who = ticket.assignee.name if ticket.assignee else "nobody"
+            message = f"{ticket.reference} is now assigned to {who}."
+        else:
+            raise updates.UpdateError("Send an internal_note or an assignee.")
+    except updates.UpdateError as exc:
+        db.session.rollback()
+        return render_ticket(load_ticket(reference), error=str(exc), status=422)
+    flash(message)
+    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
 
 
 @bp.post("/tickets/<reference>/<action>")

@@ -1,4 +1,4 @@
-"""Staff and client updates to a ticket: status, replies, time, triage, client replies."""
+"""Staff updates to a ticket: status, replies, time, triage, resends."""
 
 from __future__ import annotations
 
@@ -44,8 +44,14 @@ def change_status(ticket: Ticket, staff: Staff, status: str) -> None:
     _finish(ticket, rows)
 
 
-def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
-    """E-mail the requester an answer threaded on the ticket; it counts as a response."""
+def reply(
+    ticket: Ticket, staff: Staff, body: str, via: str = "dashboard", sender_check: str | None = None
+) -> Notification:
+    """E-mail the requester an answer threaded on the ticket; it counts as a response.
+
+    Staff answer from the dashboard or by replying to their notification e-mail (`via`
+    "e-mail", through mail-in, with how the sender was checked): both land here.
+    """
     body = (body or "").strip()
     if not body:
         raise UpdateError("Write a reply before sending it.")
@@ -60,7 +66,16 @@ def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
     )
     db.session.flush()
     ticket.events.append(
-        TicketEvent(kind="reply", staff=staff, detail={"body": body, "notification_id": row.id})
+        TicketEvent(
+            kind="reply",
+            staff=staff,
+            detail={
+                "body": body,
+                "notification_id": row.id,
+                "via": via,
+                **({"sender": sender_check} if sender_check else {}),
+            },
+        )
     )
     _finish(ticket, [row])
     return row
@@ -192,32 +207,3 @@ def resend(ticket: Ticket, staff: Staff, row: Notification) -> None:
     )
     outbox.requeue(row, utcnow())
     _finish(ticket, [row])
-
-
-def client_reply(ticket: Ticket, body: str, from_address: str, sender_check: str) -> None:
-    """Add the requester's e-mailed answer to the ticket and tell staff; resumes the clock.
-
-    `sender_check` says how we know the mail is theirs ("authenticated", "not verified" …).
-    """
-    if from_address.strip().lower() != ticket.requester_email.strip().lower():
-        raise UpdateError(f"Only the requester can reply to {ticket.reference} by e-mail.")
-    body = (body or "").strip()[:MAX_BODY] or "(empty message)"
-    now, previous = utcnow(), ticket.status
-    sla.resume(ticket, now)
-    if ticket.status in (TicketStatus.WAITING_ON_CLIENT, TicketStatus.RESOLVED):
-        ticket.status = TicketStatus.IN_PROGRESS
-    ticket.events.append(
-        TicketEvent(
-            kind="client_reply",
-            detail={
-                "body": body,
-                "from": from_address,
-                "status_from": previous,
-                "sender": sender_check,
-            },
-        )
-    )
-    rows = messages.email_staff(
-        ticket, "staff_client_reply", "client-reply", reply_to=ticket.requester_email, body=body
-    )
-    _finish(ticket, rows)
