@@ -21,7 +21,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 
 from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
-from supportwidget.staff import accounts
+from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import admin_required, current_staff
 from supportwidget.vocab import StaffRole
@@ -94,7 +94,7 @@ PAGES: dict[str, tuple[str, Any]] = {
 }
 
 
-def render_admin(page: str, error: str | None = None, status: int = 200) -> Response:
+def render_admin(page: str, error: str | None = None, status: int = 200, **extra: Any) -> Response:
     """Render one admin list page with its forms."""
     template, order = PAGES[page]
     html = render_template(
@@ -105,6 +105,7 @@ def render_admin(page: str, error: str | None = None, status: int = 200) -> Resp
         embed_snippet=accounts.embed_snippet,
         error=error,
         form=request.form if error else {},
+        **{"revealed": {}, **extra},
     )
     return Response(html, status=status)
 
@@ -135,6 +136,50 @@ def rotate_key(item_id: int) -> Response:
     db.session.commit()
     flash(f"New key for {site.name}. The old key keeps working for {days} days: update the embed.")
     return redirect(url_for(".list_page", page="sites"), code=303)
+
+
+@bp.post("/staff/invite")
+@admin_required
+def invite_staff() -> Response:
+    """Add a person and e-mail them a one-time set-password link."""
+    form = request.form
+    try:
+        member, _link = lifecycle.invite(
+            form.get("name", ""),
+            form.get("email", ""),
+            form.get("phone"),
+            on_call=form.get("on_call") in ("y", "on"),
+            admin=form.get("role") == StaffRole.ADMIN,
+        )
+    except AccountError as exc:
+        db.session.rollback()
+        return render_admin("staff", error=str(exc), status=422)
+    flash(
+        f"Invited {member.name}: a set-password link (valid 72 hours) "
+        f"is on its way to {member.email}."
+    )
+    return redirect(url_for(".list_page", page="staff"), code=303)
+
+
+@bp.post("/staff/<id:item_id>/active")
+@admin_required
+def toggle_staff(item_id: int) -> Response:
+    """Disable or enable a person (`active` = y or n); never one's own account."""
+    member = _load(Staff, item_id)
+    active = request.form.get("active") in ("y", "on")
+    me = current_staff()
+    try:
+        if me is not None and member.id == me.id and not active:
+            raise AccountError("You cannot disable yourself; ask another admin.")
+        stopped = lifecycle.set_active(member, active)
+    except AccountError as exc:
+        db.session.rollback()
+        return render_admin("staff", error=str(exc), status=422)
+    if active:
+        flash(f"{member.name} enabled.")
+    else:
+        flash(f"{member.name} disabled: signed out, {stopped} queued notification(s) withdrawn.")
+    return redirect(url_for(".list_page", page="staff"), code=303)
 
 
 def _load(model: Any, item_id: int) -> Any:
@@ -169,7 +214,7 @@ def save(page: str, item_id: int | None = None) -> Response:
             item = create_plan(request.form)
         else:
             if item_id is None:
-                raise AccountError("Add staff with `flask --app supportwidget staff add`.")
+                raise AccountError("Invite staff with the form below, or `staff invite`.")
             item = _load(Staff, item_id)
             save_staff(item, request.form, current_staff())
     except AccountError as exc:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from supportwidget.models import Client, Site, Staff, db
-from supportwidget.staff import accounts
+from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import hash_token
 from supportwidget.vocab import StaffRole
@@ -134,6 +134,43 @@ def staff_add(
     click.echo(
         f"Staff member {name} <{email}> added as {member.role}{', on call' if on_call else ''}."
     )
+
+
+@staff_cli.command("invite")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--admin", is_flag=True)
+@click.option("--phone", help="Mobile number in E.164, e.g. +447700900123.")
+@click.option("--on-call", is_flag=True)
+def staff_invite(name: str, email: str, admin: bool, phone: str | None, on_call: bool) -> None:
+    """Add a staff member without a password and e-mail them a set-password link (72 h)."""
+    with explained():
+        member, link = lifecycle.invite(name, email, phone, on_call, admin)
+    click.echo(f"Invited {member.name} <{member.email}> as {member.role}; e-mailed this link:")
+    click.echo(link)
+
+
+@staff_cli.command("disable")
+@click.argument("email")
+def staff_disable(email: str) -> None:
+    """Disable a staff member: signed out, no e-mail, SMS or call, cannot sign in."""
+    member = find_staff(email)
+    with explained():
+        stopped = lifecycle.set_active(member, False)
+    click.echo(
+        f"{member.email} disabled: sessions and API token stopped, "
+        f"{stopped} queued notification(s) to them withdrawn."
+    )
+
+
+@staff_cli.command("enable")
+@click.argument("email")
+def staff_enable(email: str) -> None:
+    """Enable a disabled staff member again."""
+    member = find_staff(email)
+    with explained():
+        lifecycle.set_active(member, True)
+    click.echo(f"{member.email} enabled: they can sign in and get notifications again.")
 
 
 def find_staff(email: str) -> Staff:

@@ -181,6 +181,8 @@ def resend_refusal(ticket: Ticket, row: Notification) -> str | None:
     """Say why a notification of a ticket cannot be sent again, or None if it can."""
     if row.status != NotificationStatus.FAILED:
         return f"This notification is {row.status}; only a failed one can be sent again."
+    if row.staff is not None and not row.staff.active:
+        return f"{row.staff.name} is disabled; nothing is sent to them."
     if emergencies.is_paging(row) and (
         not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open
     ):
