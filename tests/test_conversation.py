@@ -260,4 +260,4 @@ def test_an_email_reply_from_the_requester_lands_in_the_status_page_thread(
     reply.add_attachment(png(), maintype="image", subtype="png", filename="error.png")
     assert pipe(runner, reply).exit_code == 0
     page = client.get(status_path(ticket)).get_data(as_text=True)
-    assert "Here is a screenshot." in page and "1 screenshot attached" in page
+    assert "Here is a screenshot." in page and "Screenshots attached: 1" in page

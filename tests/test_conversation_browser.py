@@ -112,7 +112,7 @@ def test_questions_and_answers_from_both_sides_land_in_one_thread(
     requester.get_by_role("button", name="Send reply").click()
     expect(requester.get_by_role("status")).to_contain_text("Your reply was added")
     expect(thread).to_contain_text("Safari 17, on a Mac, not a phone.")
-    expect(thread).to_contain_text("1 screenshot attached")
+    expect(thread).to_contain_text("Screenshots attached: 1")
     expect(requester.locator(".status")).to_contain_text("In progress")
 
     # Then they also answer the e-mail.
