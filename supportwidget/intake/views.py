@@ -310,6 +310,22 @@ def request_from(site: Site, form: RequestForm) -> tickets.Request:
     )
 
 
+@bp.get("/s/<site_key>/widget.json")
+def widget_settings(site_key: str) -> Response:
+    """Tell the widget the site's button label and colour and the agency's direct contacts."""
+    site = load_site(site_key)
+    response = jsonify(
+        label=site.label,
+        color=site.color,
+        phone=current_app.config["AGENCY_PHONE"],
+        email=current_app.config["AGENCY_EMAIL"],
+    )
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    # Short: a label changed in the admin page shows on the button within a minute.
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
 @bp.post("/s/<site_key>/identity")
 def check_identity(site_key: str) -> Response:
     """Tell the form page whether the widget's signed user is genuine (to lock the fields)."""

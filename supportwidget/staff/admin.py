@@ -19,8 +19,10 @@ from flask import (
     url_for,
 )
 from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as BaseResponse
 
 from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
+from supportwidget.platform.limits import limiter
 from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import admin_required, current_staff
@@ -58,7 +60,8 @@ def save_site(site: Site, form: MultiDict[str, str]) -> None:
         raise AccountError("The colour must be a hex colour like #0b5fff.")
     site.url, site.allowed_origins, site.label, site.color = url, origins, label, color
     site.name = accounts.site_name(form.get("name"), url)
-    site.enabled = form.get("enabled", "y") in ("y", "on")
+    # An unticked checkbox is not sent at all: missing means switched off.
+    site.enabled = form.get("enabled") in ("y", "on")
 
 
 def create_plan(form: MultiDict[str, str]) -> SlaPlan:
@@ -140,7 +143,7 @@ def rotate_key(item_id: int) -> Response:
 
 @bp.post("/staff/invite")
 @admin_required
-def invite_staff() -> Response:
+def invite_staff() -> Response | BaseResponse:
     """Add a person and e-mail them a one-time set-password link."""
     form = request.form
     try:
@@ -163,7 +166,7 @@ def invite_staff() -> Response:
 
 @bp.post("/staff/<id:item_id>/active")
 @admin_required
-def toggle_staff(item_id: int) -> Response:
+def toggle_staff(item_id: int) -> Response | BaseResponse:
     """Disable or enable a person (`active` = y or n); never one's own account."""
     member = _load(Staff, item_id)
     active = request.form.get("active") in ("y", "on")
@@ -180,6 +183,25 @@ def toggle_staff(item_id: int) -> Response:
     else:
         flash(f"{member.name} disabled: signed out, {stopped} queued notification(s) withdrawn.")
     return redirect(url_for(".list_page", page="staff"), code=303)
+
+
+@bp.post("/sites/<id:item_id>/secret")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@admin_required
+def site_secret(item_id: int) -> Response:
+    """Show a site's secret (a new one with `rotate`) once the admin re-entered their password."""
+    site, me = _load(Site, item_id), current_staff()
+    if me is None or not me.check_password(request.form.get("password", "")):
+        return render_admin(
+            "sites", error="That is not your password: the secret stays hidden.", status=403
+        )
+    rotated = request.form.get("rotate") == "y"
+    if rotated:
+        accounts.rotate_secret(site)
+        db.session.commit()
+    response = render_admin("sites", revealed={site.id: (site.secret, rotated)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _load(model: Any, item_id: int) -> Any:

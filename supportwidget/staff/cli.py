@@ -106,6 +106,22 @@ def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | N
     click.echo(accounts.embed_snippet(site))
 
 
+@site_cli.command("secret")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="Issue a new secret; the old one stops at once.")
+def site_secret(name: str, rotate: bool) -> None:
+    """Print a site's secret for signed identity and heartbeats (a new one with --rotate)."""
+    with explained():
+        site = accounts.find_site(name)
+    if rotate:
+        accounts.rotate_secret(site)
+        db.session.commit()
+        click.echo(f"New secret for {site.name}: update the WordPress plugin's settings.")
+    else:
+        click.echo(f"Secret of {site.name} (site key {site.site_key}):")
+    click.echo(site.secret)
+
+
 @staff_cli.command("add")
 @click.option("--name", required=True)
 @click.option("--email", required=True)

@@ -119,8 +119,8 @@
     }
   }
 
-  function colourLauncher() {
-    launcher.style.background = options.color;
+  function colourLauncher(color) {
+    launcher.style.background = color;
     // The browser drops a colour it cannot parse.
     if (launcher.style.background) {
       launcher.style.color = textColourOn(getComputedStyle(launcher).backgroundColor);
@@ -139,7 +139,7 @@
     listen(launcher, 'click', () => open(false));
     shadow.append(launcher);
     document.body.append(host);
-    if (options.color) colourLauncher();
+    if (options.color) colourLauncher(options.color);
     listen(shadow, 'keydown', (event) => {
       if (event.key === 'Escape' && overlay && !overlay.hidden) close();
     });
@@ -292,8 +292,20 @@
   supportwidget.loaded = true;
   window.supportwidget = supportwidget;
 
+  // The label and colour the agency set for this site; the snippet's own data-* win.
+  function siteSettings() {
+    fetch(service + '/s/' + siteKey + '/widget.json')
+      .then((response) => response.json())
+      .then((site) => {
+        if (site.label && !options.label) launcher.textContent = site.label;
+        if (site.color && !options.color) colourLauncher(site.color);
+      })
+      .catch(() => {});
+  }
+
   function start() {
     mountLauncher();
+    siteSettings();
     const queued = (stub && stub.q) || [];
     queued.forEach((args) => supportwidget(...args));
   }
