@@ -107,14 +107,17 @@ def set_active(member: Staff, active: bool) -> int:
     member.session_version += 1
     stopped = 0
     if not active:
-        stopped = db.session.execute(
-            sa.update(Notification)
-            .where(Notification.staff_id == member.id, Notification.status.in_(UNSENT))
-            .values(
-                status=NotificationStatus.FAILED,
-                last_error=f"{outbox.WITHDRAWN}{member.name} was disabled",
-                failure_reported_at=utcnow(),
-            )
-        ).rowcount
+        stopped = len(
+            db.session.execute(
+                sa.update(Notification)
+                .where(Notification.staff_id == member.id, Notification.status.in_(UNSENT))
+                .values(
+                    status=NotificationStatus.FAILED,
+                    last_error=f"{outbox.WITHDRAWN}{member.name} was disabled",
+                    failure_reported_at=utcnow(),
+                )
+                .returning(Notification.id)
+            ).all()
+        )
     db.session.commit()
     return stopped
