@@ -161,6 +161,9 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
         resendable={
             row.id for row in ticket.notifications if updates.resend_refusal(ticket, row) is None
         },
+        not_billed=(
+            updates.not_billed_because(ticket) if any(b and t for b, t in minutes) else None
+        ),
         staff_members=db.session.scalars(
             sa.select(Staff).where(Staff.active).order_by(Staff.name)
         ).all(),
@@ -208,6 +211,9 @@ def _log_time(ticket: Ticket) -> str:
     minutes = updates.parse_minutes(request.form.get("minutes"))
     billable = request.form.get("billable") in ("y", "on", "1", "true")
     updates.log_time(ticket, current_staff(), minutes, request.form.get("note"), billable)
+    warning = updates.not_billed_because(ticket) if billable else None
+    if warning:
+        return f"Logged {minutes} min as billable — warning: it will not be billed: {warning}."
     return f"Logged {minutes} min{' (billable)' if billable else ''}."
 
 

@@ -96,6 +96,22 @@ def parse_minutes(text: str | None) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def not_billed_because(ticket: Ticket) -> str | None:
+    """Say why billable time on this ticket will not be billed, or None if it will be.
+
+    Only confirmed emergencies of clients without an SLA at the time are charged.
+    """
+    if not ticket.is_emergency:
+        if ticket.sla_plan_name:
+            return f"{ticket.reference} is covered by the {ticket.sla_plan_name} SLA"
+        return f"{ticket.reference} is a standard request; only emergencies are billed"
+    if ticket.sla_plan_name:
+        return f"{ticket.reference} is covered by the {ticket.sla_plan_name} SLA"
+    if ticket.triage_decision != TriageDecision.CONFIRM:
+        return f"{ticket.reference} is not a confirmed emergency (confirm it in triage to bill it)"
+    return None
+
+
 def log_time(
     ticket: Ticket, staff: Staff, minutes: int, note: str | None, billable: bool
 ) -> TimeEntry:
