@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from supportwidget.models import Client, Site, Ticket, TimeEntry, db, utcnow
+from supportwidget.models import Client, Site, Ticket, TimeEntry, db, parse_id, utcnow
+from supportwidget.sla import reports
 from supportwidget.staff.auth import login_required
 from supportwidget.tickets.actions import not_billed_because
 from supportwidget.vocab import TicketKind, TriageDecision
@@ -188,3 +189,42 @@ def unbilled_time(start: datetime, end: datetime) -> list[tuple[str, int, str]]:
         if why is not None:
             found.append((ticket.reference, int(minutes), why))
     return found
+
+
+def _sla_report() -> tuple[str, list[reports.ClientReport]]:
+    """Read ?month= (default: last month) and ?client=, and compute the SLA report."""
+    month = request.args.get("month") or reports.default_month()
+    client = request.args.get("client") or None
+    client_id = parse_id(client) if client else None
+    if client and client_id is None:
+        abort(400, "client must be a client id.")
+    try:
+        start, end = month_bounds(month, current_app.config["DEFAULT_TIMEZONE"])
+    except BillingError as exc:
+        abort(400, str(exc))
+    return month, reports.monthly(start, end, client_id)
+
+
+@bp.get("/sla")
+@login_required
+def sla_report() -> str:
+    """Show the month's SLA report per client, with a chart."""
+    month, found = _sla_report()
+    clients = db.session.scalars(sa.select(Client).order_by(Client.name)).all()
+    return render_template(
+        "dashboard/sla_report.html",
+        month=month,
+        reports=found,
+        clients=clients,
+        client=request.args.get("client", ""),
+    )
+
+
+@bp.get("/sla.csv")
+@login_required
+def sla_report_csv() -> Response:
+    """Download the month's SLA report as CSV, one row per client."""
+    month, found = _sla_report()
+    response = Response(reports.as_csv(found), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="sla-{month}.csv"'
+    return response

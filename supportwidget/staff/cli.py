@@ -11,15 +11,18 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from supportwidget.models import Client, Site, Staff, db
+from supportwidget.sla import reports
 from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import hash_token
+from supportwidget.staff.billing import BillingError, month_bounds
 from supportwidget.vocab import StaffRole
 
 client_cli = AppGroup("client", help="Manage client accounts.")
 site_cli = AppGroup("site", help="Manage client websites.")
 staff_cli = AppGroup("staff", help="Manage staff members.")
 sla_cli = AppGroup("sla", help="Manage SLA plans.")
+report_cli = AppGroup("report", help="Monthly reports.")
 
 
 def fail(message: str) -> None:
@@ -247,3 +250,22 @@ def sla_add(
         )  # fmt: skip
     db.session.commit()
     click.echo(f"SLA plan {name!r} added: {plan.hours} ({timezone}).")
+
+
+@report_cli.command("sla")
+@click.option("--month", help="YYYY-MM (default: last month).")
+@click.option("--client", "client_name", help="Only this client.")
+@click.option("--send", is_flag=True, help="E-mail each client's report to its contacts.")
+def report_sla(month: str | None, client_name: str | None, send: bool) -> None:
+    """Print the monthly SLA report as CSV; --send e-mails it to the clients' contacts."""
+    month = month or reports.default_month()
+    try:
+        start, end = month_bounds(month, reports.timezone())
+    except BillingError as exc:
+        fail(str(exc))
+    client_id = find_client(client_name).id if client_name else None
+    found = reports.monthly(start, end, client_id)
+    click.echo(reports.as_csv(found), nl=False)
+    if send:
+        rows = reports.send(month, found)
+        click.echo(f"Queued {len(rows)} e-mail(s) to the clients' contacts.")
