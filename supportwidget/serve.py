@@ -11,6 +11,7 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, Task, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
+from supportwidget import config
 from supportwidget.platform import logs
 from supportwidget.platform.database import init_schema
 from supportwidget.worker import Workers
@@ -63,6 +64,15 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
     return server
 
 
+def follow_port(app: Flask, host: str, port: int) -> None:
+    """Point PUBLIC_URL at this server when it was left at its default, so links work."""
+    if app.config["PUBLIC_URL"] != config.PUBLIC_URL:
+        return  # set on purpose (a proxy, a real name): keep it
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared
+    shown = f"[{shown}]" if ":" in shown else shown
+    app.config["PUBLIC_URL"] = f"http://{shown}:{port}"
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -71,6 +81,7 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web server (waitress) and, unless --no-worker, the worker."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    follow_port(app, host, port)
     init_schema()
     logs.configure(app)  # after the migrations, whose logging setup would replace ours
     server = make_server(app, host, port, threads)
@@ -79,7 +90,8 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
         workers.start()
     click.echo(
         f"supportwidget listening on http://{host}:{port}/ "
-        f"({'with' if workers else 'without'} worker)"
+        f"({'with' if workers else 'without'} worker); links in e-mail and SMS use "
+        f"{app.config['PUBLIC_URL']}"
     )
     try:
         server.run()
