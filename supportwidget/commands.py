@@ -13,7 +13,7 @@ from supportwidget.demo.seed import demo_command
 from supportwidget.intake.mail_command import mail_in_command
 from supportwidget.platform.database import init_db_command
 from supportwidget.serve import serve_command
-from supportwidget.staff.cli import client_cli, site_cli, sla_cli, staff_cli
+from supportwidget.staff.cli import client_cli, report_cli, site_cli, sla_cli, staff_cli
 from supportwidget.worker import worker_command
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -21,6 +21,7 @@ COMMANDS: tuple[click.Command, ...] = (
     client_cli,
     site_cli,
     staff_cli,
+    report_cli,
     sla_cli,
     serve_command,
     worker_command,

@@ -247,9 +247,12 @@ class Ticket(Model):
     next_page_at: Mapped[datetime | None] = mapped_column(index=True)
     triage_decision: Mapped[str | None] = mapped_column(sa.String(10))
     triage_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # Who took the ticket: once set, only they hear about the requester's replies.
+    assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
 
     site: Mapped[Site] = relationship()
-    acknowledged_by: Mapped[Staff | None] = relationship()
+    acknowledged_by: Mapped[Staff | None] = relationship(foreign_keys=[acknowledged_by_id])
+    assignee: Mapped[Staff | None] = relationship(foreign_keys=[assignee_id])
     attachments: Mapped[list[Attachment]] = relationship(back_populates="ticket")
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id"
@@ -311,6 +314,8 @@ class OpenTicketCount(Model):
 class Attachment(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    # The requester's reply it came with; None for the request's own screenshots.
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket_event.id"))
     filename: Mapped[str] = mapped_column(sa.String(200))
     content_type: Mapped[str] = mapped_column(sa.String(40))
     sha256: Mapped[str] = mapped_column(sa.String(64))

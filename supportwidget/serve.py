@@ -23,6 +23,7 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask, Task, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
+from supportwidget import config
 from supportwidget.platform import logs, the_app
 from supportwidget.platform.database import init_schema
 from supportwidget.worker import SERVE_PARENT_ENV
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Seconds the worker may take to finish its sends after SIGTERM before it is killed.
 WORKER_STOP_SECONDS = 30
+# Read by create_app's from_prefixed_env("SUPPORTWIDGET") in the worker process.
+PUBLIC_URL_ENV = "SUPPORTWIDGET_PUBLIC_URL"
 
 # Waitress's limits, for a server that may face the internet directly (better: behind nginx,
 # see examples/deploy). Slow clients cost a socket each, not a thread: allow many sockets so
@@ -83,11 +86,12 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
 class WorkerProcess:
     """The `worker` command as a child process, watched: its death stops `serve`."""
 
-    def __init__(self, app_import: str) -> None:
+    def __init__(self, app_import: str, public_url: str) -> None:
         self.stopping = threading.Event()
         self.died: int | None = None
         cmd = [sys.executable, "-m", "flask", "--app", app_import, "worker"]
-        env = {**os.environ, SERVE_PARENT_ENV: str(os.getpid())}
+        # The worker writes links too (re-pages, digests): the same PUBLIC_URL as this server.
+        env = {**os.environ, SERVE_PARENT_ENV: str(os.getpid()), PUBLIC_URL_ENV: public_url}
         # Its own process group: a terminal's Ctrl-C reaches us, and we stop it in order.
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
         threading.Thread(target=self._watch, name="supportwidget-worker-watch", daemon=True).start()
@@ -121,6 +125,15 @@ def app_import_path() -> str:
     return (info.app_import_path if info else None) or "supportwidget"
 
 
+def follow_port(app: Flask, host: str, port: int) -> None:
+    """Point PUBLIC_URL at this server when it was left at its default, so links work."""
+    if app.config["PUBLIC_URL"] != config.PUBLIC_URL:
+        return  # set on purpose (a proxy, a real name): keep it
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared
+    shown = f"[{shown}]" if ":" in shown else shown
+    app.config["PUBLIC_URL"] = f"http://{shown}:{port}"
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -129,9 +142,10 @@ def app_import_path() -> str:
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web server (waitress) and, unless --no-worker, the worker beside it."""
     app = the_app()
+    follow_port(app, host, port)
     init_schema()
     # Started first: it imports the app while this process binds and warms up.
-    worker = None if no_worker else WorkerProcess(app_import_path())
+    worker = None if no_worker else WorkerProcess(app_import_path(), app.config["PUBLIC_URL"])
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         logs.configure(app)  # after the migrations, whose logging setup would replace ours
@@ -142,7 +156,8 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
         raise
     click.echo(
         f"supportwidget listening on http://{host}:{port}/ "
-        f"({f'worker in process {worker.proc.pid}' if worker else 'without worker'})"
+        f"({f'worker in process {worker.proc.pid}' if worker else 'without worker'}); "
+        f"links in e-mail and SMS use {app.config['PUBLIC_URL']}"
     )
     try:
         server.run()

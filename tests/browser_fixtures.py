@@ -196,9 +196,7 @@ def serving(server: Any, app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def live_server(
-    tmp_path: Path, smtp_server: Any, sqlite_template: Path
-) -> Iterator[LiveService]:
+def live_server(tmp_path: Path, smtp_server: Any, sqlite_template: Path) -> Iterator[LiveService]:
     """Run the service under waitress and a host site on another origin."""
     host = HostSite()
     server = waitress_server()

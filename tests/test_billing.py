@@ -14,9 +14,19 @@ from supportwidget.models import Client, Site, SlaPlan, Staff, db
 from supportwidget.staff.billing import BillingError, amount_for, month_bounds
 from supportwidget.tickets import actions as updates
 
-from test_dashboard import login, new_emergency, new_request
+from test_dashboard import login, new_emergency, new_request, post_action
 
 MARCH = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+HEADER = [
+    "client",
+    "reference",
+    "filed_at",
+    "category",
+    "minutes",
+    "hourly_rate",
+    "currency",
+    "amount",
+]
 
 
 @pytest.fixture
@@ -86,14 +96,19 @@ def test_only_confirmed_emergencies_without_sla_are_charged(client, site, bob):
 
     login(client, "bob@agency.test")
     rows = csv_rows(client, "2026-03")
+    filed = [t.created_at.isoformat(timespec="minutes") for t in (confirmed, second)]
     assert rows == [
-        ["client", "emergencies", "minutes", "rate", "amount"],
-        ["Acme Shop", "2", "120", "150.00", "300.00"],
+        HEADER,
+        ["Acme Shop", confirmed.reference, filed[0], "offline", "110", "150.00", "EUR", "275.00"],
+        ["Acme Shop", second.reference, filed[1], "offline", "10", "150.00", "EUR", "25.00"],
     ]
     page = client.get("/dashboard/reports/billing?month=2026-03").get_data(as_text=True)
-    assert "Acme Shop" in page and "300.00" in page and "Covered" not in page
-    assert csv_rows(client, "2026-04")[1] == ["Acme Shop", "1", "30", "150.00", "75.00"]
-    assert csv_rows(client, "2026-02") == [["client", "emergencies", "minutes", "rate", "amount"]]
+    assert "Acme Shop" in page and "€300.00" in page and "Covered" not in page
+    # Time logged as billable where it will not be billed is pointed out, with the reason.
+    assert f"{downgraded.reference}</a>: 60 min logged as billable" in page
+    assert "is not a confirmed emergency" in page and "covered by the Gold SLA" in page
+    assert csv_rows(client, "2026-04")[1][4:] == ["30", "150.00", "EUR", "75.00"]
+    assert csv_rows(client, "2026-02") == [HEADER]
 
 
 def test_amounts_are_rounded_to_cents_per_client(client, site, bob):
@@ -106,9 +121,9 @@ def test_amounts_are_rounded_to_cents_per_client(client, site, bob):
             work(ticket, bob, m)
     login(client, "bob@agency.test")
     rows = {row[0]: row for row in csv_rows(client, "2026-03")[1:]}
-    assert rows["Pennies"] == ["Pennies", "1", "1", "0.30", "0.01"]  # 0.005 rounds half up
-    # 21 min at 95.50/h = 33.425: rounded once on the total, not per entry (3 x 11.14 = 33.42).
-    assert rows["Odd"] == ["Odd", "1", "21", "95.50", "33.43"]
+    assert rows["Pennies"][4:] == ["1", "0.30", "EUR", "0.01"]  # 0.005 rounds half up
+    # 21 min at 95.50/h = 33.425: rounded once on the ticket, not per entry (3 x 11.14 = 33.42).
+    assert rows["Odd"][4:] == ["21", "95.50", "EUR", "33.43"]
 
 
 def test_a_client_without_a_rate_is_listed_for_follow_up(client, site, bob):
@@ -117,7 +132,7 @@ def test_a_client_without_a_rate_is_listed_for_follow_up(client, site, bob):
     updates.triage(ticket, bob, "confirm", None)
     work(ticket, bob, 45)
     login(client, "bob@agency.test")
-    assert csv_rows(client, "2026-03")[1] == ["Norate", "1", "45", "", "0.00"]
+    assert csv_rows(client, "2026-03")[1][4:] == ["45", "", "EUR", "0.00"]
     assert "no rate set" in client.get("/dashboard/reports/billing?month=2026-03").get_data(
         as_text=True
     )
@@ -174,6 +189,33 @@ def test_bad_month_is_a_clear_400(client, bob, month):
         response = client.get(f"{path}?month={month}")
         assert response.status_code == 400
         assert "month must look like 2026-11" in response.get_data(as_text=True)
+
+
+def test_logging_billable_time_that_will_not_be_billed_warns(client, site, bob):
+    ticket = new_request(site)
+    login(client, "bob@agency.test")
+    response = post_action(client, ticket, "time", minutes="30", billable="y")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "warning: it will not be billed" in page and "only emergencies are billed" in page
+    emergency = new_emergency(site)
+    response = post_action(client, emergency, "time", minutes="30", billable="y")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "not a confirmed emergency" in page
+    updates.triage(emergency, bob, "confirm", None)
+    response = post_action(client, emergency, "time", minutes="15", billable="y")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "will not be billed" not in page
+
+
+def test_the_currency_follows_the_configuration(app, client, site, bob):
+    app.config["CURRENCY"] = "GBP"
+    ticket = new_emergency(site)
+    updates.triage(ticket, bob, "confirm", None)
+    work(ticket, bob, 60)
+    login(client, "bob@agency.test")
+    assert csv_rows(client, "2026-03")[1][6:] == ["GBP", "150.00"]
+    page = client.get("/dashboard/reports/billing?month=2026-03").get_data(as_text=True)
+    assert "£150.00" in page
 
 
 def test_billing_needs_sign_in(client, bob):

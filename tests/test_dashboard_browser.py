@@ -85,7 +85,7 @@ def test_sign_in_reply_status_time_and_sign_out(page: Page, live: LiveService, c
     expect(page.get_by_role("status")).to_contain_text("waiting on you")
 
     page.get_by_label("Minutes").fill("45")
-    page.get_by_label("Note").fill("Checked the payment plugin")
+    page.get_by_label("Note", exact=True).fill("Checked the payment plugin")
     page.get_by_label("Billable").check()
     page.get_by_role("button", name="Log time").click()
     expect(page.locator(".timeline")).to_contain_text("45 min logged by Alice (billable)")

@@ -27,7 +27,7 @@ def test_every_template_folder_is_searched_and_every_name_is_unique():
 def test_the_demo_page_ships_inside_the_package(client):
     # An installed wheel has no examples/ folder: the page must come from the package itself.
     assert PACKAGE in seed.EXAMPLE_PAGE.parents
-    site = seed.seed(5000)
+    site, _bistro = seed.seed(5000)
     response = client.get("/demo/")
     assert response.status_code == 200
     assert f'data-site-key="{site.site_key}"' in response.text

@@ -197,7 +197,8 @@ def test_staff_read_the_staff_label_where_the_requester_reads_theirs(client, sit
     assert badge and badge.group(1) == "Waiting on client"
     assert "Status New → Waiting on client by Bob" in flash
     queue = client.get("/dashboard/?status=waiting_on_client").get_data(as_text=True)
-    assert "<td>Waiting on client</td>" in queue and "Waiting on you" not in queue
+    assert '<td data-label="Status">Waiting on client</td>' in queue
+    assert "Waiting on you" not in queue
     (status_mail,) = smtp_server.wait_for(1)
     assert status_mail["Subject"].startswith(f"[{ticket.reference}] Waiting on you")
     assert str(waiting.requester_note) in status_mail.get_body(("plain",)).get_content()

@@ -23,11 +23,38 @@ def demo_site() -> Site | None:
     return db.session.scalar(sa.select(Site).where(Site.name == DEMO_SITE))
 
 
-def seed(port: int) -> Site:
-    """Create the demo plan, clients, site and staff once."""
+BISTRO_SITE = "bistro.test (demo)"
+
+
+def seed(port: int) -> tuple[Site, Site]:
+    """Create the demo plan, clients, sites and staff once; point the sites at `port` always.
+
+    Re-running `demo` with another port re-seeds the URLs, so the example page, the forms
+    and the e-mailed links all follow.
+    """
     site = demo_site()
-    if site is not None:
-        return site
+    if site is None:
+        site = _create()
+    bistro = db.session.scalar(sa.select(Site).where(Site.name == BISTRO_SITE))
+    origins = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    site.url, site.allowed_origins = f"http://localhost:{port}", origins
+    if bistro is not None:
+        bistro.allowed_origins = origins
+    # Deliverable-looking contacts: the forms refuse special-use domains such as .test.
+    site.client.emails = [ACME_CONTACT]
+    if bistro is not None:
+        bistro.client.emails = [BISTRO_CONTACT]
+    db.session.commit()
+    assert bistro is not None
+    return site, bistro
+
+
+ACME_CONTACT = "owner@example.com"
+BISTRO_CONTACT = "hello@example.com"
+
+
+def _create() -> Site:
+    """Add the demo plan, the two clients (one on Gold, one without an SLA), sites and staff."""
     gold = SlaPlan(
         name="Gold",
         timezone="Europe/London",
@@ -37,29 +64,21 @@ def seed(port: int) -> Site:
         resolution_minutes=960,
         emergency_response_minutes=30,
     )
-    acme = Client(name="Acme Shop", emails=["owner@acme.test"], sla_plan=gold)
-    bistro = Client(name="Bistro Uno", emails=["hello@bistro.test"], hourly_rate=Decimal("120"))
-    origins = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
-    site = Site(
-        client=acme, name=DEMO_SITE, url=f"http://localhost:{port}", allowed_origins=origins
-    )
+    acme = Client(name="Acme Shop", emails=[ACME_CONTACT], sla_plan=gold)
+    bistro = Client(name="Bistro Uno", emails=[BISTRO_CONTACT], hourly_rate=Decimal("120"))
+    site = Site(client=acme, name=DEMO_SITE, url="http://localhost")
     db.session.add_all(
         [
             gold,
             acme,
             bistro,
             site,
-            Site(
-                client=bistro,
-                name="bistro.test (demo)",
-                url="http://bistro.test",
-                allowed_origins=origins,
-            ),
+            Site(client=bistro, name=BISTRO_SITE, url="https://bistro.example.com"),
         ]
     )
     admin = Staff(
         name="Alice Admin",
-        email="alice@agency.test",
+        email="alice@example.com",
         role=StaffRole.ADMIN,
         on_call=True,
         phone="+447700900001",
@@ -68,27 +87,31 @@ def seed(port: int) -> Site:
     db.session.add_all(
         [
             admin,
-            Staff(name="Bob Agent", email="bob@agency.test", on_call=True, phone="+447700900002"),
+            Staff(name="Bob Agent", email="bob@example.com", on_call=True, phone="+447700900002"),
         ]
     )
-    db.session.commit()
+    db.session.flush()
     return site
 
 
 @click.command("demo")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port `serve` will use.")
 def demo_command(port: int) -> None:
-    """Seed a demo agency, client, site and staff, and print where to click."""
+    """Seed a demo agency, clients, sites and staff (again: new URLs); print where to click."""
     init_schema()
-    site = seed(port)
-    click.echo("Demo data ready. Start the service with:  flask --app supportwidget serve")
+    site, bistro = seed(port)
+    service = f"http://127.0.0.1:{port}"
+    serve = "flask --app supportwidget serve" + ("" if port == 5000 else f" --port {port}")
+    click.echo(f"Demo data ready. Start the service with:  {serve}")
     click.echo(f"Then open the example client dashboard: http://localhost:{port}/demo/")
-    click.echo(f"  (the widget is served from http://127.0.0.1:{port}, another origin)")
-    click.echo(f"Hosted form: http://127.0.0.1:{port}/s/{site.site_key}")
-    click.echo(f"Emergency form: http://127.0.0.1:{port}/s/{site.site_key}/emergency")
-    click.echo(
-        f"Staff dashboard: http://127.0.0.1:{port}/dashboard/ (alice@agency.test / {DEMO_PASSWORD})"
-    )
+    click.echo(f"  (the widget is served from {service}, another origin)")
+    click.echo("Acme Shop (Gold SLA: first response in 4 business hours, emergencies in 30 min):")
+    click.echo(f"  form: {service}/s/{site.site_key}")
+    click.echo(f"  emergency: {service}/s/{site.site_key}/emergency")
+    click.echo("Bistro Uno (no SLA: first come, first served; emergencies billed 120/h):")
+    click.echo(f"  form: {service}/s/{bistro.site_key}")
+    click.echo(f"  emergency: {service}/s/{bistro.site_key}/emergency")
+    click.echo(f"Staff dashboard: {service}/dashboard/ (alice@example.com / {DEMO_PASSWORD})")
     click.echo(f"E-mails are written to {Path(current_app.instance_path) / 'mail'}")
 
 

@@ -47,7 +47,7 @@ def read_ack_code(code: str, now: datetime | None = None) -> tuple[Ticket, Staff
     if not hmac.compare_digest(_ack_mac(ticket_id, staff_id, stamp), mac):
         return None
     ticket, member = db.session.get(Ticket, ticket_id), db.session.get(Staff, staff_id)
-    if ticket is None or member is None:
+    if ticket is None or member is None or not member.active:  # a leaver's links die with them
         return None
     age = (now or utcnow()).timestamp() - int(stamp, 16)
     if age > float(current_app.config["ACK_LINK_MAX_AGE"]):

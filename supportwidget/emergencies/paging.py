@@ -147,7 +147,6 @@ def notify_emergency(ticket: Ticket) -> list[Notification]:
             address,
             "staff-emergency",
             staff=member,
-            reply_to=ticket.requester_email,
             with_attachments=True,
             ack_url=member and ack_url(ticket, member),
         )

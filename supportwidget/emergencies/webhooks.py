@@ -48,7 +48,8 @@ def inbound_sms() -> Response:
     """Acknowledge an emergency from a staff member's 'ACK 12' reply."""
     message = vonage.inbound_sms(vonage.signed_params())
     first_receipt("in:" + message.message_id, message.digest)
-    member = db.session.scalar(sa.select(Staff).where(Staff.phone == message.sender))
+    # A disabled person can no longer take an emergency, by SMS or otherwise.
+    member = db.session.scalar(sa.select(Staff).where(Staff.phone == message.sender, Staff.active))
     match = ACK.match(message.text)
     if member is None or match is None:
         log.info("inbound SMS ignored (unknown sender or not an ACK)")

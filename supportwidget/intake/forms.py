@@ -212,6 +212,27 @@ class RequestForm(FlaskForm):
         )
 
 
+class ReplyForm(RequestForm):
+    """The requester's answer on their status page: text and screenshots.
+
+    Its token is bound to the ticket, not a site: a form from one status page cannot post
+    to another, and its nonce makes a double submission one reply.
+    """
+
+    subject = None
+    description = None
+    name = None
+    email = None
+    page_meta = None
+    body = TextAreaField(
+        _l("Your reply"),
+        validators=[DataRequired(_l("Please write your reply.")), Length(max=20_000)],
+    )
+
+    def __init__(self, ticket_id: int, **kwargs: Any) -> None:
+        super().__init__(f"ticket:{ticket_id}", **kwargs)
+
+
 class StandardRequestForm(RequestForm):
     needed_by = DateField(_l("Needed by (optional)"), validators=[Optional(), not_in_the_past])
     urgency_note = StringField(

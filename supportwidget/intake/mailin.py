@@ -33,6 +33,7 @@ from supportwidget.platform.screenshots import (
     screen_uploads,
 )
 from supportwidget.tickets import actions as updates
+from supportwidget.tickets import conversation
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import MAX_SCREENSHOTS
 
@@ -125,17 +126,29 @@ def thread_ids(msg: EmailMessage) -> list[int]:
     return [n for n in map(parse_id, found) if n is not None]
 
 
-def find_thread(msg: EmailMessage, sender: str) -> Ticket | None:
-    """Return the ticket this message answers, if its sender is that ticket's requester."""
+def named_tickets(msg: EmailMessage) -> list[Ticket]:
+    """Return the tickets a message names, by our Message-IDs first, then by [SUP-n]."""
     numbers = thread_ids(msg)
     # Another system's [SUP-20241231001] is no ticket of ours (and no database error).
     numbers += [n for n in map(parse_id, SUBJECT_REF.findall(subject_of(msg))) if n]
-    for number in dict.fromkeys(numbers):
-        ticket = db.session.get(Ticket, number)
+    found = (db.session.get(Ticket, number) for number in dict.fromkeys(numbers))
+    return [ticket for ticket in found if ticket is not None]
+
+
+def find_thread(msg: EmailMessage, sender: str) -> Ticket | None:
+    """Return the ticket this message answers, if its sender is that ticket's requester."""
+    for ticket in named_tickets(msg):
         # A [SUP-n] is easy to forge: only the requester may add to a ticket by e-mail.
-        if ticket is not None and ticket.requester_email.strip().lower() == sender:
+        if ticket.requester_email.strip().lower() == sender:
             return ticket
     return None
+
+
+def staff_sender(sender: str) -> Staff | None:
+    """Return the active staff member who sent a message, if one did."""
+    return db.session.scalar(
+        sa.select(Staff).where(sa.func.lower(Staff.email) == sender, Staff.active)
+    )
 
 
 def subject_of(msg: EmailMessage) -> str:
@@ -252,8 +265,26 @@ def add_reply(ticket: Ticket, mail: Incoming) -> str:
     if not HandledMessage.first_time(mail.key):
         return "duplicate"
     body = without_quote(body_text(mail.msg))
-    updates.client_reply(ticket, body, mail.address, mail.sender_check)
+    conversation.client_reply(
+        ticket, body, mail.address, mail.sender_check, screenshots=screenshots(mail.msg)
+    )
     return f"reply added to {ticket.reference}"
+
+
+def add_staff_reply(ticket: Ticket, staff: Staff, mail: Incoming) -> str:
+    """Send a staff member's e-mailed answer to the requester through the ticket, once.
+
+    Exactly what the dashboard's reply does: the first response is stamped and the
+    requester gets it from the support address, threaded on their ticket.
+    """
+    if not HandledMessage.first_time(mail.key):
+        return "duplicate"
+    body = without_quote(body_text(mail.msg))
+    if not body:
+        db.session.rollback()
+        return f"dropped: empty staff reply to {ticket.reference}"
+    updates.reply(ticket, staff, body, via="e-mail", sender_check=mail.sender_check)
+    return f"staff reply by {staff.email} sent on {ticket.reference}"
 
 
 def refuse(mail: Incoming) -> str:
@@ -303,6 +334,13 @@ def route(mail: Incoming) -> str:
         return (
             add_reply(ticket, mail) if mail.trusted else hold(mail, f"reply to {ticket.reference}")
         )
+    staff = staff_sender(mail.address)
+    tickets_named = named_tickets(mail.msg) if staff is not None else []
+    if staff is not None and tickets_named:
+        ticket = tickets_named[0]
+        if not mail.trusted:
+            return hold(mail, f"staff reply to {ticket.reference}")
+        return add_staff_reply(ticket, staff, mail)
     client = client_for(mail.address)
     if client is not None:
         return (

@@ -29,6 +29,7 @@ from supportwidget.emergencies.state import emergency_state
 from supportwidget.intake import identity, widget
 from supportwidget.intake.forms import (
     EmergencyForm,
+    ReplyForm,
     RequestForm,
     StandardRequestForm,
     form_strings,
@@ -38,6 +39,7 @@ from supportwidget.notify import outbox
 from supportwidget.platform import errors, i18n, kept, limits, screenshots, tokens
 from supportwidget.platform.errors import agency_contact, error_response
 from supportwidget.sla import schedules as sla
+from supportwidget.tickets import conversation
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import MAX_SCREENSHOTS, EmergencyCategory
 
@@ -398,21 +400,50 @@ def answer(ticket: Ticket) -> Response:
     )
 
 
-@bp.get("/t/<token>")
-def status_page(token: str) -> str:
-    """Show a requester the status of one ticket, no login needed."""
+def ticket_for(token: str) -> Ticket:
+    """Return the ticket a status link names, or 404."""
     try:
         ticket = db.session.get(Ticket, tokens.read_status_token(token))
     except tokens.TokenError:
         ticket = None
     if ticket is None:
         abort(404, gettext("This status link is not valid. Please use the link from your e-mail."))
+    return ticket
+
+
+@bp.route("/t/<token>", methods=["GET", "POST"])
+@limits.public_form
+@keeps_input
+def status_page(token: str) -> Response:
+    """Show a requester their conversation on one ticket and take their reply, no login."""
+    ticket = ticket_for(token)
     # Without an explicit ?locale=, show the page in the language the request was filed in.
     with i18n.language(i18n.explicit_locale() or ticket.locale or i18n.current_language()):
-        return render_template(
+        form = ReplyForm(ticket.id)
+        status = 200
+        if form.is_submitted():
+            if form.validate():
+                conversation.client_reply(
+                    ticket,
+                    form.body.data,
+                    ticket.requester_email,
+                    "status link",
+                    via="status page",
+                    screenshots=form.cleaned_screenshots,
+                    once=f"reply:{form.nonce}",
+                )
+                return Response(status=303, headers={"Location": request.path + "?sent=1#reply"})
+            status = 400 if form.form_token.errors else 422
+        html = render_template(
             "hosted/status.html",
             ticket=ticket,
             zone=sla.ticket_zone(ticket),
+            thread=conversation.public_thread(ticket),
             expectation=sla.expectation(ticket),
             emergency=emergency_state(ticket),
+            form=form,
+            sent=request.args.get("sent") == "1",
         )
+    response = Response(html, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -84,7 +84,7 @@ LOCAL_NAMES = (
     "overlay launcher shadow options service notice panel timer queued PREFIX text say tabs "
     "frame stub locale script emergency standalone message event command query first last "
     "dialog close open start warn link later why about phone email sheet node attributes "
-    "children handler tag color value index sum linear host"
+    "children handler tag color value index sum linear host aboutSite siteSettings"
 ).split()
 # String literals (left alone) or anything else (where names are shortened).
 LITERAL = re.compile(r"""('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|`(?:\\.|[^`\\])*`)""")

@@ -124,7 +124,18 @@ def expectation(ticket: Ticket) -> str:
     """Tell the requester when to expect work on a ticket, in the current language."""
     if ticket.is_emergency:
         return emergency_promise(ticket)
-    if ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
+    if ticket.sla_plan_name and ticket.resolution_due and ticket.first_responded_at:
+        # Once answered, the first-response time is history: only the resolution target counts.
+        tz = ticket_zone(ticket)
+        text = gettext(
+            "Resolution target: %(resolution)s — your %(plan)s plan (times in %(timezone)s).",
+            resolution=format_due(ticket.resolution_due, tz),
+            plan=ticket.sla_plan_name,
+            timezone=tz,
+        )
+        if open_pause(ticket) is not None:
+            text += " " + gettext("The clock is paused while we wait for your answer.")
+    elif ticket.sla_plan_name and ticket.first_response_due and ticket.resolution_due:
         tz = ticket_zone(ticket)
         text = gettext(
             "First response by %(first)s — your %(plan)s plan. "

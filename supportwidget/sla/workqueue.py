@@ -26,6 +26,7 @@ class Filters:
     client: str | None = None  # client id or name
     site: str | None = None  # site id or site key
     kind: str | None = None  # vocab.TicketKind
+    assignee_id: int | None = None  # only tickets this staff member took ("mine")
 
 
 def _order_key(ticket: Ticket) -> tuple[int, datetime, int]:
@@ -62,6 +63,8 @@ def _filtered(query: sa.Select, filters: Filters) -> sa.Select:
         query = query.where(Ticket.status == status)
     if filters.kind:
         query = query.where(Ticket.kind == filters.kind)
+    if filters.assignee_id is not None:
+        query = query.where(Ticket.assignee_id == filters.assignee_id)
     if filters.site:
         site_match = Site.site_key == filters.site
         if (site_id := parse_id(filters.site)) is not None:

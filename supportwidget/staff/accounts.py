@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
@@ -183,6 +184,24 @@ def create_plan(
     )
     db.session.add(plan)
     return plan
+
+
+def rotate_secret(site: Site) -> str:
+    """Give a site a new secret for signed identity and heartbeats; the old one stops at once."""
+    site.secret = secrets.token_hex(32)
+    return site.secret
+
+
+def find_site(name: str) -> Site:
+    """Return the one site with this name (or site key)."""
+    found = db.session.scalars(
+        sa.select(Site).where(sa.or_(Site.name == name.strip(), Site.site_key == name.strip()))
+    ).all()
+    if not found:
+        raise AccountError(f"No site named {name!r}.")
+    if len(found) > 1:
+        raise AccountError(f"{len(found)} sites are named {name!r}: give the site key instead.")
+    return found[0]
 
 
 def embed_snippet(site: Site) -> str:

@@ -22,7 +22,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from supportwidget.models import Client, Site, SlaPlan, Staff, db, parse_id
-from supportwidget.staff import accounts
+from supportwidget.platform.limits import limiter
+from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import admin_required, signed_in_staff
 from supportwidget.vocab import StaffRole
@@ -59,7 +60,8 @@ def save_site(site: Site, form: MultiDict[str, str]) -> None:
         raise AccountError("The colour must be a hex colour like #0b5fff.")
     site.url, site.allowed_origins, site.label, site.color = url, origins, label, color
     site.name = accounts.site_name(form.get("name"), url)
-    site.enabled = form.get("enabled", "y") in ("y", "on")
+    # An unticked checkbox is not sent at all: missing means switched off.
+    site.enabled = form.get("enabled") in ("y", "on")
 
 
 def create_plan(form: MultiDict[str, str]) -> SlaPlan:
@@ -95,7 +97,7 @@ PAGES: dict[str, tuple[str, Any]] = {
 }
 
 
-def render_admin(page: str, error: str | None = None, status: int = 200) -> Response:
+def render_admin(page: str, error: str | None = None, status: int = 200, **extra: Any) -> Response:
     """Render one admin list page with its forms."""
     template, order = PAGES[page]
     html = render_template(
@@ -106,6 +108,7 @@ def render_admin(page: str, error: str | None = None, status: int = 200) -> Resp
         embed_snippet=accounts.embed_snippet,
         error=error,
         form=request.form if error else {},
+        **{"revealed": {}, **extra},
     )
     return Response(html, status=status)
 
@@ -136,6 +139,69 @@ def rotate_key(item_id: int) -> ResponseReturnValue:
     db.session.commit()
     flash(f"New key for {site.name}. The old key keeps working for {days} days: update the embed.")
     return redirect(url_for(".list_page", page="sites"), code=303)
+
+
+@bp.post("/staff/invite")
+@admin_required
+def invite_staff() -> ResponseReturnValue:
+    """Add a person and e-mail them a one-time set-password link."""
+    form = request.form
+    try:
+        member, _link = lifecycle.invite(
+            form.get("name", ""),
+            form.get("email", ""),
+            form.get("phone"),
+            on_call=form.get("on_call") in ("y", "on"),
+            admin=form.get("role") == StaffRole.ADMIN,
+        )
+    except AccountError as exc:
+        db.session.rollback()
+        return render_admin("staff", error=str(exc), status=422)
+    flash(
+        f"Invited {member.name}: a set-password link (valid 72 hours) "
+        f"is on its way to {member.email}."
+    )
+    return redirect(url_for(".list_page", page="staff"), code=303)
+
+
+@bp.post("/staff/<id:item_id>/active")
+@admin_required
+def toggle_staff(item_id: int) -> ResponseReturnValue:
+    """Disable or enable a person (`active` = y or n); never one's own account."""
+    member = _load(Staff, item_id)
+    active = request.form.get("active") in ("y", "on")
+    me = signed_in_staff()
+    try:
+        if member.id == me.id and not active:
+            raise AccountError("You cannot disable yourself; ask another admin.")
+        stopped = lifecycle.set_active(member, active)
+    except AccountError as exc:
+        db.session.rollback()
+        return render_admin("staff", error=str(exc), status=422)
+    if active:
+        flash(f"{member.name} enabled.")
+    else:
+        flash(f"{member.name} disabled: signed out, {stopped} queued notification(s) withdrawn.")
+    return redirect(url_for(".list_page", page="staff"), code=303)
+
+
+@bp.post("/sites/<id:item_id>/secret")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@admin_required
+def site_secret(item_id: int) -> Response:
+    """Show a site's secret (a new one with `rotate`) once the admin re-entered their password."""
+    site, me = _load(Site, item_id), signed_in_staff()
+    if not me.check_password(request.form.get("password", "")):
+        return render_admin(
+            "sites", error="That is not your password: the secret stays hidden.", status=403
+        )
+    rotated = request.form.get("rotate") == "y"
+    if rotated:
+        accounts.rotate_secret(site)
+        db.session.commit()
+    response = render_admin("sites", revealed={site.id: (site.secret, rotated)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _load(model: Any, item_id: int) -> Any:
@@ -170,7 +236,7 @@ def save(page: str, item_id: int | None = None) -> ResponseReturnValue:
             item = create_plan(request.form)
         else:
             if item_id is None:
-                raise AccountError("Add staff with `flask --app supportwidget staff add`.")
+                raise AccountError("Invite staff with the form below, or `staff invite`.")
             item = _load(Staff, item_id)
             save_staff(item, request.form, signed_in_staff())
     except AccountError as exc:

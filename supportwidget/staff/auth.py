@@ -29,6 +29,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from supportwidget.models import Staff, db
 from supportwidget.platform.limits import limiter
+from supportwidget.staff import lifecycle
+from supportwidget.staff.accounts import AccountError
 
 bp = Blueprint("auth", __name__, url_prefix="/dashboard")
 csrf = CSRFProtect()
@@ -146,6 +148,27 @@ def login() -> Any:
     session["staff_id"] = member.id
     session["session_version"] = member.session_version
     return redirect(_safe_next(request.form.get("next")), code=303)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def accept_invite(token: str) -> Any:
+    """Let an invited person choose a password (`password`) once, then sign them in."""
+    try:
+        member = lifecycle.invited(token)
+    except AccountError as exc:
+        return render_template("dashboard/invite.html", member=None, error=str(exc)), 410
+    if request.method == "GET":
+        return render_template("dashboard/invite.html", member=member)
+    try:
+        lifecycle.accept(token, request.form.get("password", ""))
+    except AccountError as exc:
+        db.session.rollback()
+        return render_template("dashboard/invite.html", member=member, error=str(exc)), 422
+    session.clear()
+    session["staff_id"] = member.id
+    session["session_version"] = member.session_version
+    return redirect(url_for("dashboard.queue"), code=303)
 
 
 @bp.post("/logout")

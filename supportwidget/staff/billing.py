@@ -1,4 +1,5 @@
-"""Emergency billing: confirmed emergencies of clients without an SLA, at their hourly rate."""
+"""Emergency billing: confirmed emergencies of clients without an SLA, per ticket, at the
+client's hourly rate in CURRENCY."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from supportwidget.models import Client, Site, Ticket, TimeEntry, db, utcnow
+from supportwidget.models import Client, Site, Ticket, TimeEntry, db, parse_id, utcnow
+from supportwidget.sla import reports
 from supportwidget.staff.auth import login_required
+from supportwidget.tickets.actions import not_billed_because
 from supportwidget.vocab import TicketKind, TriageDecision
 
 bp = Blueprint("billing", __name__, url_prefix="/dashboard/reports")
@@ -28,13 +31,20 @@ class BillingError(ValueError):
 
 @dataclass
 class BillingLine:
-    """What one client owes for emergency work in a month."""
+    """One billable ticket of a month: a confirmed emergency of a client without an SLA."""
 
     client: str
-    emergencies: int
+    reference: str
+    filed_at: datetime
+    category: str | None
     minutes: int
     rate: Decimal | None
     amount: Decimal
+
+
+CSV_HEADER = [
+    "client", "reference", "filed_at", "category", "minutes", "hourly_rate", "currency", "amount",
+]  # fmt: skip
 
 
 def month_bounds(month: str, timezone: str = "UTC") -> tuple[datetime, datetime]:
@@ -62,12 +72,14 @@ def amount_for(minutes: int, rate: Decimal | None) -> Decimal:
 
 
 def emergency_billing(start: datetime, end: datetime) -> list[BillingLine]:
-    """Return per client the billable minutes on confirmed emergencies outside an SLA."""
+    """Return each confirmed emergency outside an SLA with billable minutes logged in the month."""
     rows = db.session.execute(
         sa.select(
             Client.name,
             Client.hourly_rate,
-            sa.func.count(sa.distinct(Ticket.id)),
+            Ticket.id,
+            Ticket.created_at,
+            Ticket.category,
             sa.func.sum(TimeEntry.minutes),
         )
         .join(Ticket, TimeEntry.ticket_id == Ticket.id)
@@ -82,12 +94,20 @@ def emergency_billing(start: datetime, end: datetime) -> list[BillingLine]:
             TimeEntry.created_at >= start,
             TimeEntry.created_at < end,
         )
-        .group_by(Client.id, Client.name, Client.hourly_rate)
-        .order_by(Client.name)
+        .group_by(Client.id, Client.name, Client.hourly_rate, Ticket.id)
+        .order_by(Client.name, Ticket.id)
     ).all()
     return [
-        BillingLine(name, count, int(minutes), rate, amount_for(int(minutes), rate))
-        for name, rate, count, minutes in rows
+        BillingLine(
+            name,
+            f"SUP-{ticket_id}",
+            filed_at,
+            category,
+            int(minutes),
+            rate,
+            amount_for(int(minutes), rate),
+        )  # fmt: skip
+        for name, rate, ticket_id, filed_at, category, minutes in rows
     ]
 
 
@@ -115,15 +135,21 @@ def _cell(value: object) -> str:
 @bp.get("/billing.csv")
 @login_required
 def report_csv() -> Response:
-    """Download the month's emergency billing as CSV."""
+    """Download the month's billable tickets as CSV, one row per ticket, in CURRENCY."""
     month, lines = _report()
+    timezone = ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
+    currency = current_app.config["CURRENCY"]
     out = io.StringIO()
     # Every cell quoted: a separator inside a name never splits it, whatever the delimiter.
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-    writer.writerow(["client", "emergencies", "minutes", "rate", "amount"])
+    writer.writerow(CSV_HEADER)
     for line in lines:
         rate = "" if line.rate is None else f"{line.rate:.2f}"
-        cells = [line.client, line.emergencies, line.minutes, rate, line.amount]
+        filed = line.filed_at.astimezone(timezone).isoformat(timespec="minutes")
+        cells = [
+            line.client, line.reference, filed, line.category or "", line.minutes, rate,
+            currency, line.amount,
+        ]  # fmt: skip
         writer.writerow([_cell(cell) for cell in cells])
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="billing-{month}.csv"'
@@ -133,7 +159,72 @@ def report_csv() -> Response:
 @bp.get("/billing")
 @login_required
 def report() -> str:
-    """Show the month's emergency billing."""
+    """Show the month's billable tickets, and billable time that will not be billed."""
     month, lines = _report()
     total = sum((line.amount for line in lines), Decimal("0.00"))
-    return render_template("dashboard/billing.html", month=month, lines=lines, total=total)
+    start, end = month_bounds(month, current_app.config["DEFAULT_TIMEZONE"])
+    return render_template(
+        "dashboard/billing.html",
+        month=month,
+        lines=lines,
+        total=total,
+        unbilled=unbilled_time(start, end),
+    )
+
+
+def unbilled_time(start: datetime, end: datetime) -> list[tuple[str, int, str]]:
+    """Return tickets with billable time in the month that will not be billed, and why."""
+    rows = db.session.execute(
+        sa.select(Ticket, sa.func.sum(TimeEntry.minutes))
+        .join(TimeEntry, TimeEntry.ticket_id == Ticket.id)
+        .where(
+            TimeEntry.billable.is_(True), TimeEntry.created_at >= start, TimeEntry.created_at < end
+        )
+        .group_by(Ticket.id)
+        .order_by(Ticket.id)
+    ).all()
+    found = []
+    for ticket, minutes in rows:
+        why = not_billed_because(ticket)
+        if why is not None:
+            found.append((ticket.reference, int(minutes), why))
+    return found
+
+
+def _sla_report() -> tuple[str, list[reports.ClientReport]]:
+    """Read ?month= (default: last month) and ?client=, and compute the SLA report."""
+    month = request.args.get("month") or reports.default_month()
+    client = request.args.get("client") or None
+    client_id = parse_id(client) if client else None
+    if client and client_id is None:
+        abort(400, "client must be a client id.")
+    try:
+        start, end = month_bounds(month, current_app.config["DEFAULT_TIMEZONE"])
+    except BillingError as exc:
+        abort(400, str(exc))
+    return month, reports.monthly(start, end, client_id)
+
+
+@bp.get("/sla")
+@login_required
+def sla_report() -> str:
+    """Show the month's SLA report per client, with a chart."""
+    month, found = _sla_report()
+    clients = db.session.scalars(sa.select(Client).order_by(Client.name)).all()
+    return render_template(
+        "dashboard/sla_report.html",
+        month=month,
+        reports=found,
+        clients=clients,
+        client=request.args.get("client", ""),
+    )
+
+
+@bp.get("/sla.csv")
+@login_required
+def sla_report_csv() -> Response:
+    """Download the month's SLA report as CSV, one row per client."""
+    month, found = _sla_report()
+    response = Response(reports.as_csv(found), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="sla-{month}.csv"'
+    return response

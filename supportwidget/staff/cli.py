@@ -12,15 +12,18 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from supportwidget.models import Client, Site, Staff, db
-from supportwidget.staff import accounts
+from supportwidget.sla import reports
+from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import hash_token
+from supportwidget.staff.billing import BillingError, month_bounds
 from supportwidget.vocab import StaffRole
 
 client_cli = AppGroup("client", help="Manage client accounts.")
 site_cli = AppGroup("site", help="Manage client websites.")
 staff_cli = AppGroup("staff", help="Manage staff members.")
 sla_cli = AppGroup("sla", help="Manage SLA plans.")
+report_cli = AppGroup("report", help="Monthly reports.")
 
 
 def fail(message: str) -> NoReturn:
@@ -107,6 +110,22 @@ def site_add(client_name: str, url: str, origins: tuple[str, ...], name: str | N
     click.echo(accounts.embed_snippet(site))
 
 
+@site_cli.command("secret")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="Issue a new secret; the old one stops at once.")
+def site_secret(name: str, rotate: bool) -> None:
+    """Print a site's secret for signed identity and heartbeats (a new one with --rotate)."""
+    with explained():
+        site = accounts.find_site(name)
+    if rotate:
+        accounts.rotate_secret(site)
+        db.session.commit()
+        click.echo(f"New secret for {site.name}: update the WordPress plugin's settings.")
+    else:
+        click.echo(f"Secret of {site.name} (site key {site.site_key}):")
+    click.echo(site.secret)
+
+
 @staff_cli.command("add")
 @click.option("--name", required=True)
 @click.option("--email", required=True)
@@ -135,6 +154,43 @@ def staff_add(
     click.echo(
         f"Staff member {name} <{email}> added as {member.role}{', on call' if on_call else ''}."
     )
+
+
+@staff_cli.command("invite")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--admin", is_flag=True)
+@click.option("--phone", help="Mobile number in E.164, e.g. +447700900123.")
+@click.option("--on-call", is_flag=True)
+def staff_invite(name: str, email: str, admin: bool, phone: str | None, on_call: bool) -> None:
+    """Add a staff member without a password and e-mail them a set-password link (72 h)."""
+    with explained():
+        member, link = lifecycle.invite(name, email, phone, on_call, admin)
+    click.echo(f"Invited {member.name} <{member.email}> as {member.role}; e-mailed this link:")
+    click.echo(link)
+
+
+@staff_cli.command("disable")
+@click.argument("email")
+def staff_disable(email: str) -> None:
+    """Disable a staff member: signed out, no e-mail, SMS or call, cannot sign in."""
+    member = find_staff(email)
+    with explained():
+        stopped = lifecycle.set_active(member, False)
+    click.echo(
+        f"{member.email} disabled: sessions and API token stopped, "
+        f"{stopped} queued notification(s) to them withdrawn."
+    )
+
+
+@staff_cli.command("enable")
+@click.argument("email")
+def staff_enable(email: str) -> None:
+    """Enable a disabled staff member again."""
+    member = find_staff(email)
+    with explained():
+        lifecycle.set_active(member, True)
+    click.echo(f"{member.email} enabled: they can sign in and get notifications again.")
 
 
 def find_staff(email: str) -> Staff:
@@ -195,3 +251,22 @@ def sla_add(
         )  # fmt: skip
     db.session.commit()
     click.echo(f"SLA plan {name!r} added: {plan.hours} ({timezone}).")
+
+
+@report_cli.command("sla")
+@click.option("--month", help="YYYY-MM (default: last month).")
+@click.option("--client", "client_name", help="Only this client.")
+@click.option("--send", is_flag=True, help="E-mail each client's report to its contacts.")
+def report_sla(month: str | None, client_name: str | None, send: bool) -> None:
+    """Print the monthly SLA report as CSV; --send e-mails it to the clients' contacts."""
+    month = month or reports.default_month()
+    try:
+        start, end = month_bounds(month, reports.timezone())
+    except BillingError as exc:
+        fail(str(exc))
+    client_id = find_client(client_name).id if client_name else None
+    found = reports.monthly(start, end, client_id)
+    click.echo(reports.as_csv(found), nl=False)
+    if send:
+        rows = reports.send(month, found)
+        click.echo(f"Queued {len(rows)} e-mail(s) to the clients' contacts.")

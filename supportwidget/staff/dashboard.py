@@ -29,9 +29,11 @@ from supportwidget.models import (
     HeldMessage,
     Notification,
     Site,
+    Staff,
     Ticket,
     TimeEntry,
     db,
+    parse_id,
     utcnow,
 )
 from supportwidget.platform import i18n
@@ -40,6 +42,7 @@ from supportwidget.sla import deadlines as breaches
 from supportwidget.sla.workqueue import CursorError, Filters, work_queue
 from supportwidget.staff.auth import login_required, signed_in_staff
 from supportwidget.tickets import actions as updates
+from supportwidget.tickets import conversation
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import STATUS_FILTERS, QueueScope, TicketKind, TicketStatus, TriageDecision
 
@@ -89,7 +92,16 @@ def _filters() -> Filters:
     kind = args.get("kind") or None
     if kind is not None and kind not in TicketKind.values():
         abort(400, f"Kind must be {TicketKind.listing()}.")
-    return Filters(status, args.get("client") or None, args.get("site") or None, kind)
+    assignee = args.get("assignee") or None
+    if assignee not in (None, "me"):
+        abort(400, "The assignee filter takes only 'me'.")
+    return Filters(
+        status,
+        args.get("client") or None,
+        args.get("site") or None,
+        kind,
+        assignee_id=signed_in_staff().id if assignee == "me" else None,
+    )
 
 
 @bp.get("/")
@@ -149,6 +161,13 @@ def render_ticket(ticket: Ticket, error: str | None = None, status: int = 200) -
         resendable={
             row.id for row in ticket.notifications if updates.resend_refusal(ticket, row) is None
         },
+        not_billed=(
+            updates.not_billed_because(ticket) if any(b and t for b, t in minutes) else None
+        ),
+        staff_members=db.session.scalars(
+            sa.select(Staff).where(Staff.active).order_by(Staff.name)
+        ).all(),
+        me=signed_in_staff(),
         error=error,
         form=request.form if error else {},
     )
@@ -192,6 +211,9 @@ def _log_time(ticket: Ticket) -> str:
     minutes = updates.parse_minutes(request.form.get("minutes"))
     billable = request.form.get("billable") in ("y", "on", "1", "true")
     updates.log_time(ticket, signed_in_staff(), minutes, request.form.get("note"), billable)
+    warning = updates.not_billed_because(ticket) if billable else None
+    if warning:
+        return f"Logged {minutes} min as billable — warning: it will not be billed: {warning}."
     return f"Logged {minutes} min{' (billable)' if billable else ''}."
 
 
@@ -202,6 +224,41 @@ ACTIONS = {
     "triage": _triage,
     "time": _log_time,
 }
+
+
+def _assignee(value: str) -> Staff | None:
+    """Read the `assignee` field: a staff id, `me`, or empty for nobody."""
+    value = value.strip()
+    if value == "me":
+        return signed_in_staff()
+    if not value:
+        return None
+    member = db.session.get(Staff, parse_id(value) or 0)
+    if member is None:
+        raise updates.UpdateError(f"There is no staff member {value!r}.")
+    return member
+
+
+@bp.post("/tickets/<reference>")
+@login_required
+def update_ticket(reference: str) -> ResponseReturnValue:
+    """Add an internal note (`internal_note`) or set who has the ticket (`assignee`)."""
+    ticket, me, form = load_ticket(reference), signed_in_staff(), request.form
+    try:
+        if "internal_note" in form:
+            conversation.add_note(ticket, me, form["internal_note"])
+            message = "Internal note added (staff only)."
+        elif "assignee" in form:
+            conversation.assign(ticket, me, _assignee(form["assignee"]))
+            who = ticket.assignee.name if ticket.assignee else "nobody"
+            message = f"{ticket.reference} is now assigned to {who}."
+        else:
+            raise updates.UpdateError("Send an internal_note or an assignee.")
+    except updates.UpdateError as exc:
+        db.session.rollback()
+        return render_ticket(load_ticket(reference), error=str(exc), status=422)
+    flash(message)
+    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
 
 
 @bp.post("/tickets/<reference>/<action>")

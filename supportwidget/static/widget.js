@@ -115,8 +115,8 @@
     }
   }
 
-  function colourLauncher() {
-    launcher.style.background = options.color;
+  function colourLauncher(color) {
+    launcher.style.background = color;
     // The browser drops a colour it cannot parse.
     if (launcher.style.background) {
       launcher.style.color = textColourOn(getComputedStyle(launcher).backgroundColor);
@@ -135,7 +135,7 @@
     listen(launcher, 'click', () => open(false));
     shadow.append(launcher);
     document.body.append(host);
-    if (options.color) colourLauncher();
+    if (options.color) colourLauncher(options.color);
     listen(shadow, 'keydown', (event) => {
       if (event.key === 'Escape' && overlay && !overlay.hidden) close();
     });
@@ -231,9 +231,7 @@
       clearTimeout(timer);
       timer = setTimeout(() => showPanel('down'), 1500);
     };
-    fetch(service + '/s/' + siteKey + '/widget.json', { signal: AbortSignal.timeout(6000) })
-      .then((response) => response.json())
-      .then((about) => about.ok || showPanel('setup', about), later);
+    aboutSite().then((about) => about.ok || showPanel('setup', about), later);
     timer = setTimeout(() => showPanel('down'), 10000);
   }
 
@@ -318,8 +316,25 @@
   supportwidget.loaded = true;
   window.supportwidget = supportwidget;
 
+  // What the service says of this site here: whether its form may open on this page, the
+  // label and colour the agency set, the agency's contacts (GET /s/<key>/widget.json).
+  function aboutSite() {
+    return fetch(service + '/s/' + siteKey + '/widget.json', {
+      signal: AbortSignal.timeout(6000)
+    }).then((response) => response.json());
+  }
+
+  // The label and colour the agency set for this site; the snippet's own data-* win.
+  function siteSettings() {
+    aboutSite().then((about) => {
+      if (about.label && !options.label) launcher.textContent = about.label;
+      if (about.color && !options.color) colourLauncher(about.color);
+    }, warn);
+  }
+
   function start() {
     mountLauncher();
+    siteSettings();
     const queued = (stub && stub.q) || [];
     queued.forEach((args) => supportwidget(...args));
   }

@@ -1,4 +1,4 @@
-"""Staff and client updates to a ticket: status, replies, time, triage, client replies."""
+"""Staff updates to a ticket: status, replies, time, triage, resends."""
 
 from __future__ import annotations
 
@@ -44,8 +44,14 @@ def change_status(ticket: Ticket, staff: Staff, status: str) -> None:
     _finish(ticket, rows)
 
 
-def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
-    """E-mail the requester an answer threaded on the ticket; it counts as a response."""
+def reply(
+    ticket: Ticket, staff: Staff, body: str, via: str = "dashboard", sender_check: str | None = None
+) -> Notification:
+    """E-mail the requester an answer threaded on the ticket; it counts as a response.
+
+    Staff answer from the dashboard or by replying to their notification e-mail (`via`
+    "e-mail", through mail-in, with how the sender was checked): both land here.
+    """
     body = (body or "").strip()
     if not body:
         raise UpdateError("Write a reply before sending it.")
@@ -60,7 +66,16 @@ def reply(ticket: Ticket, staff: Staff, body: str) -> Notification:
     )
     db.session.flush()
     ticket.events.append(
-        TicketEvent(kind="reply", staff=staff, detail={"body": body, "notification_id": row.id})
+        TicketEvent(
+            kind="reply",
+            staff=staff,
+            detail={
+                "body": body,
+                "notification_id": row.id,
+                "via": via,
+                **({"sender": sender_check} if sender_check else {}),
+            },
+        )
     )
     _finish(ticket, [row])
     return row
@@ -79,6 +94,22 @@ def parse_minutes(text: str | None) -> int:
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or not raw:
         raise UpdateError("Enter the time spent in minutes, e.g. 45 or 1h30.")
     return int(hours) * 60 + int(minutes)
+
+
+def not_billed_because(ticket: Ticket) -> str | None:
+    """Say why billable time on this ticket will not be billed, or None if it will be.
+
+    Only confirmed emergencies of clients without an SLA at the time are charged.
+    """
+    if not ticket.is_emergency:
+        if ticket.sla_plan_name:
+            return f"{ticket.reference} is covered by the {ticket.sla_plan_name} SLA"
+        return f"{ticket.reference} is a standard request; only emergencies are billed"
+    if ticket.sla_plan_name:
+        return f"{ticket.reference} is covered by the {ticket.sla_plan_name} SLA"
+    if ticket.triage_decision != TriageDecision.CONFIRM:
+        return f"{ticket.reference} is not a confirmed emergency (confirm it in triage to bill it)"
+    return None
 
 
 def log_time(
@@ -166,6 +197,8 @@ def resend_refusal(ticket: Ticket, row: Notification) -> str | None:
     """Say why a notification of a ticket cannot be sent again, or None if it can."""
     if row.status != NotificationStatus.FAILED:
         return f"This notification is {row.status}; only a failed one can be sent again."
+    if row.staff is not None and not row.staff.active:
+        return f"{row.staff.name} is disabled; nothing is sent to them."
     if emergencies.is_paging(row) and (
         not ticket.is_emergency or ticket.acknowledged_at is not None or not ticket.is_open
     ):
@@ -192,32 +225,3 @@ def resend(ticket: Ticket, staff: Staff, row: Notification) -> None:
     )
     outbox.requeue(row, utcnow())
     _finish(ticket, [row])
-
-
-def client_reply(ticket: Ticket, body: str, from_address: str, sender_check: str) -> None:
-    """Add the requester's e-mailed answer to the ticket and tell staff; resumes the clock.
-
-    `sender_check` says how we know the mail is theirs ("authenticated", "not verified" …).
-    """
-    if from_address.strip().lower() != ticket.requester_email.strip().lower():
-        raise UpdateError(f"Only the requester can reply to {ticket.reference} by e-mail.")
-    body = (body or "").strip()[:MAX_BODY] or "(empty message)"
-    now, previous = utcnow(), ticket.status
-    sla.resume(ticket, now)
-    if ticket.status in (TicketStatus.WAITING_ON_CLIENT, TicketStatus.RESOLVED):
-        ticket.status = TicketStatus.IN_PROGRESS
-    ticket.events.append(
-        TicketEvent(
-            kind="client_reply",
-            detail={
-                "body": body,
-                "from": from_address,
-                "status_from": previous,
-                "sender": sender_check,
-            },
-        )
-    )
-    rows = messages.email_staff(
-        ticket, "staff_client_reply", "client-reply", reply_to=ticket.requester_email, body=body
-    )
-    _finish(ticket, rows)

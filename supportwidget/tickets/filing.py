@@ -146,7 +146,6 @@ def notify_new_request(ticket: Ticket) -> list[Notification]:
         ticket,
         "staff_new_ticket",
         "staff-new",
-        reply_to=ticket.requester_email,
         with_attachments=True,
     )
     rows.append(messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm"))
