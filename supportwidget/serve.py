@@ -1,4 +1,5 @@
-"""`serve`: the production WSGI server and the notification worker in one process."""
+"""`serve`: the production WSGI server, the notification worker and the uptime watch in one
+process."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from waitress.utilities import RequestEntityTooLarge
 
 from supportwidget.platform import logs
 from supportwidget.platform.database import init_schema
+from supportwidget.watch.runner import Watcher
 from supportwidget.worker import Workers
 
 # Waitress's limits, for a server that may face the internet directly (better: behind nginx,
@@ -67,9 +69,13 @@ def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
-@click.option("--no-worker", is_flag=True, help="Run the web server only (workers run elsewhere).")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Run the web server only (workers and watchers run elsewhere).",
+)
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
-    """Run the web server (waitress) and, unless --no-worker, the worker."""
+    """Run the web server (waitress) and, unless --no-worker, the worker and uptime watch."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     init_schema()
     logs.configure(app)  # after the migrations, whose logging setup would replace ours
@@ -77,12 +83,18 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     workers = None if no_worker else Workers(app)
     if workers:
         workers.start()
+    watcher = Watcher(app) if app.config["WATCH_ENABLED"] and not no_worker else None
+    if watcher:
+        watcher.start()
     click.echo(
         f"supportwidget listening on http://{host}:{port}/ "
-        f"({'with' if workers else 'without'} worker)"
+        f"({'with' if workers else 'without'} worker"
+        f"{', with uptime watch' if watcher else ''})"
     )
     try:
         server.run()
     finally:
+        if watcher:
+            watcher.stop()
         if workers:
             workers.stop()

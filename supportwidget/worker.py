@@ -25,6 +25,7 @@ from supportwidget.platform import jobs
 from supportwidget.platform.heartbeat import beat, take_scheduler_lease
 from supportwidget.platform.logs import configure
 from supportwidget.sla import deadlines
+from supportwidget.watch import incidents
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ PERIODIC: dict[str, Callable[[], Any]] = {
     "redrive": outbox.redrive,
     "report_failures": outbox.report_failures,
     "warn_breaches": deadlines.warn_breaches,
+    "prune_checks": incidents.prune,
 }
 #: What follows a notification that failed for good: staff hear that a page did not arrive.
 ON_FAILURE = (paging.report_unpaged,)
