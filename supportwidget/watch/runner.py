@@ -152,6 +152,8 @@ class Watcher:
 
     def start(self) -> None:
         """Start watching on a daemon thread."""
+        # httpx logs every request at INFO: thousands a minute here.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.thread = threading.Thread(
             target=lambda: asyncio.run(self.run()), name="supportwidget-watch", daemon=True
         )
