@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -33,7 +32,7 @@ from supportwidget.models import (
 from supportwidget.notify import messages, outbox
 from supportwidget.platform import database
 from supportwidget.tickets import filing
-from supportwidget.vocab import EmergencyCategory, WatchStatus
+from supportwidget.vocab import EmergencyCategory
 from supportwidget.watch.fetch import Found
 
 log = logging.getLogger(__name__)
@@ -254,26 +253,6 @@ def down_again(incident: SiteIncident, checked: Checked) -> bool:
     return True
 
 
-def status_of(site: Site, down: bool, failures_needed: int) -> WatchStatus:
-    """Return how the watch last found a site: up, down, not checked yet, or not watched."""
-    if not (site.enabled and site.watch_enabled):
-        return WatchStatus.OFF
-    if down or site.watch_failures >= failures_needed:
-        return WatchStatus.DOWN
-    return WatchStatus.UP if site.watch_checked_at else WatchStatus.UNKNOWN
-
-
-def down_site_ids() -> set[int]:
-    """Return the sites with an incident whose site has not come back."""
-    return set(
-        db.session.scalars(
-            sa.select(SiteIncident.site_id).where(
-                SiteIncident.ended_at.is_(None), SiteIncident.recovered_at.is_(None)
-            )
-        )
-    )
-
-
 def prune(now: datetime | None = None) -> int:
     """Forget single checks older than CHECKS_KEPT and hours older than HOURS_KEPT."""
     now = now or utcnow()
@@ -284,22 +263,3 @@ def prune(now: datetime | None = None) -> int:
     db.session.execute(sa.delete(SiteHour).where(SiteHour.hour < now - SiteHour.HOURS_KEPT))
     db.session.commit()
     return int(gone or 0)
-
-
-def uptime(site_id: int, since: datetime) -> float | None:
-    """Return the share of good checks since a time (hourly totals), None without checks."""
-    checks, failures = db.session.execute(
-        sa.select(sa.func.sum(SiteHour.checks), sa.func.sum(SiteHour.failures)).where(
-            SiteHour.site_id == site_id, SiteHour.hour >= since
-        )
-    ).one()
-    return None if not checks else (checks - (failures or 0)) / checks
-
-
-def uptimes(site_id: int, now: datetime) -> dict[str, Any]:
-    """Return the uptime over 24 h, 7 d and 30 d (the current hour counts whole)."""
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    return {
-        label: uptime(site_id, hour - timedelta(hours=hours - 1))
-        for label, hours in (("24 h", 24), ("7 d", 24 * 7), ("30 d", 24 * 30))
-    }
