@@ -55,7 +55,20 @@ def record(batch: list[Checked]) -> int:
         return 0
     with database.write_lock():
         store(batch)
-        changed = [c for c in batch if _transition_due(c)]
+        # Most checks change nothing: a failure not yet confirmed, or up with no incident.
+        ids = [c.site_id for c in batch if c.found.ok]
+        open_ids = (
+            set(
+                db.session.scalars(
+                    sa.select(SiteIncident.site_id).where(
+                        SiteIncident.site_id.in_(ids), SiteIncident.ended_at.is_(None)
+                    )
+                )
+            )
+            if ids
+            else set()
+        )
+        changed = [c for c in batch if c.confirmed or c.site_id in open_ids]
         db.session.commit()
     return sum(act(checked) for checked in changed)
 
@@ -137,11 +150,6 @@ def open_incident_of(site_id: int) -> SiteIncident | None:
         .order_by(SiteIncident.id.desc())
         .limit(1)
     )
-
-
-def _transition_due(checked: Checked) -> bool:
-    """Tell whether a check may change an incident (most checks cannot: up and none open)."""
-    return checked.confirmed or checked.found.ok and open_incident_of(checked.site_id) is not None
 
 
 def act(checked: Checked) -> bool:

@@ -178,6 +178,7 @@ class Watcher:
         """Claim, check and record until stopped."""
         slots = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        writing: asyncio.Task[None] | None = None
         async with fetch.new_client(self.concurrency) as client:
             while not self.stopped.is_set():
                 started = time.monotonic()
@@ -186,8 +187,12 @@ class Watcher:
                     task = asyncio.create_task(self.check(client, slots, claimed))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                await self._flush()
+                # Writing runs beside the next claims: a slow write never delays a check.
+                if writing is None or writing.done():
+                    writing = asyncio.create_task(self._flush())
                 await asyncio.sleep(max(TICK - (time.monotonic() - started), 0.01))
+            if writing is not None:
+                await writing
             if tasks:
                 await asyncio.wait(tasks, timeout=self.timeout * 2 + 1)
             await self._flush()
