@@ -256,7 +256,11 @@ def one_outage(port: int, n: int, vonage: object, interval: float) -> float:
     while time.monotonic() < deadline:
         log += hits(port)
         with vonage.lock:  # type: ignore[attr-defined]
-            pages = [r["at"] for r in vonage.requests[sent:] if "EMERGENCY" in (r["text"] or "")]  # type: ignore[attr-defined]
+            pages = [
+                r["at"]
+                for r in vonage.requests[sent:]  # type: ignore[attr-defined]
+                if "EMERGENCY" in (r["text"] or "") and f"flip{n}.bench" in r["text"]
+            ]
         if pages:
             failed = [at for path, at, status in log if path == f"/flip/{n}" and status == 503]
             return min(pages) - min(failed)
