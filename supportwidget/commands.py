@@ -14,6 +14,8 @@ from supportwidget.intake.mail_command import mail_in_command
 from supportwidget.platform.database import init_db_command
 from supportwidget.serve import serve_command
 from supportwidget.staff.cli import client_cli, report_cli, site_cli, sla_cli, staff_cli
+from supportwidget.watch.cli import site_watch
+from supportwidget.watch.runner import watch_command
 from supportwidget.worker import worker_command
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -25,6 +27,7 @@ COMMANDS: tuple[click.Command, ...] = (
     sla_cli,
     serve_command,
     worker_command,
+    watch_command,
     mail_in_command,
     demo_command,
 )
@@ -32,5 +35,7 @@ COMMANDS: tuple[click.Command, ...] = (
 
 def init_app(app: Flask) -> None:
     """Register every command on the app's `flask` command line."""
+    # `site watch` lives with the watch; the `site` group with the other site commands.
+    site_cli.add_command(site_watch)
     for command in COMMANDS:
         app.cli.add_command(command)

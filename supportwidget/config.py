@@ -119,6 +119,14 @@ EMERGENCY_CALL_AFTER = 2
 EMERGENCY_CHECK_TIMEOUT = 3
 #: Let site checks reach loopback and private addresses (tests, intranet sites).
 WATCH_ALLOW_PRIVATE = False
+#: Run the uptime watch (inside `serve`, and as `watch` processes).
+WATCH_ENABLED = True
+#: Seconds between checks of a site (a site's own interval overrides it).
+WATCH_INTERVAL = 60
+#: Seconds one check of a site may take.
+WATCH_TIMEOUT = 10
+#: Failed checks in a row (then one confirming check) that open an emergency.
+WATCH_FAILURES = 3
 #: ISO 4217 code of hourly rates and billing.
 CURRENCY = "EUR"
 

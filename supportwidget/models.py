@@ -119,6 +119,8 @@ class Client(Model):
     sla_end: Mapped[date | None]
     hourly_rate: Mapped[Decimal | None] = mapped_column(sa.Numeric(10, 2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # E-mail the contacts when the uptime watch opens an emergency ("we are on it").
+    watch_notify: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
     sla_plan: Mapped[SlaPlan | None] = relationship()
     sites: Mapped[list[Site]] = relationship(back_populates="client")
@@ -149,6 +151,20 @@ class Site(Model):
     secret: Mapped[str] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(32))
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # --- the uptime watch (watch/): on by default, the site's URL, WATCH_INTERVAL ---
+    watch_enabled: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    watch_url: Mapped[str | None] = mapped_column(sa.String(500))  # None: the site's URL
+    watch_expect: Mapped[str | None] = mapped_column(sa.String(200))
+    watch_interval: Mapped[int | None]  # seconds; None: WATCH_INTERVAL
+    # The claim: a watcher takes a due site by moving this on (None: due now).
+    watch_next_at: Mapped[datetime | None] = mapped_column(index=True)
+    watch_claimed_by: Mapped[str | None] = mapped_column(sa.String(100))
+    watch_checked_at: Mapped[datetime | None]
+    watch_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Content fingerprint of the homepage at the last good check (hacked signals).
+    watch_fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
+    # The certificate expiry a "expires soon" ticket was opened for (once per certificate).
+    watch_tls_warned: Mapped[datetime | None]
 
     client: Mapped[Client] = relationship(back_populates="sites")
     heartbeat: Mapped[SiteHeartbeat | None] = relationship(back_populates="site")
@@ -172,6 +188,11 @@ class Site(Model):
         self.previous_site_key = self.site_key
         self.previous_key_expires_at = utcnow() + grace
         self.site_key = new_site_key()
+
+    @property
+    def watched_url(self) -> str:
+        """Return the URL the uptime watch checks."""
+        return self.watch_url or self.url
 
 
 class Staff(Model):
@@ -249,6 +270,8 @@ class Ticket(Model):
     triage_reason: Mapped[str | None] = mapped_column(sa.Text)
     # Who took the ticket: once set, only they hear about the requester's replies.
     assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    # Opened by the uptime watch, not by a person (no billing consent, contacts told).
+    opened_by_watch: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     site: Mapped[Site] = relationship()
     acknowledged_by: Mapped[Staff | None] = relationship(foreign_keys=[acknowledged_by_id])
@@ -473,3 +496,56 @@ class HeldMessage(Model):
     evidence: Mapped[str] = mapped_column(sa.String(500))
     raw: Mapped[bytes] = mapped_column(sa.LargeBinary)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SiteCheck(Model):
+    """One check of a site by the uptime watch (kept CHECKS_KEPT; hours live on in SiteHour)."""
+
+    __table_args__ = (sa.Index("ix_site_check_site_time", "site_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"))
+    checked_at: Mapped[datetime] = mapped_column(index=True)
+    ok: Mapped[bool]
+    status: Mapped[int | None]
+    elapsed_ms: Mapped[int]
+    error: Mapped[str | None] = mapped_column(sa.String(200))
+    tls_days: Mapped[int | None]
+    fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
+
+    CHECKS_KEPT = timedelta(days=2)
+
+
+class SiteHour(Model):
+    """One hour of a site's checks, summed: uptime over 24 h, 7 d and 30 d (kept 90 days)."""
+
+    site_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("site.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    checks: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)
+    elapsed_ms: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # of the good checks
+
+    HOURS_KEPT = timedelta(days=90)
+
+
+class SiteIncident(Model):
+    """A site found down by the watch, from its confirmed failure until it is over.
+
+    It lasts while its emergency ticket is open: failures in between fold into it.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    category: Mapped[str] = mapped_column(sa.String(10))
+    started_at: Mapped[datetime]
+    # When the site last came back (None while it is down).
+    recovered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
+    error: Mapped[str | None] = mapped_column(sa.String(200))
+    downs: Mapped[int] = mapped_column(default=1)
+
+    site: Mapped[Site] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()

@@ -1,7 +1,8 @@
-"""`serve`: the production WSGI server and, in a process of its own, the notification worker.
+"""`serve`: the production WSGI server, the uptime watch and, in a process of its own, the
+notification worker.
 
-One command starts both and stops both: Ctrl-C or SIGTERM stops the worker with the web
-server, and a worker that dies stops `serve` too (non-zero exit), so whatever restarts
+One command starts all and stops all: Ctrl-C or SIGTERM stops the worker and the watch with
+the web server, and a worker that dies stops `serve` too (non-zero exit), so whatever restarts
 `serve` restarts both; web requests never run without anyone to send their mail.
 """
 
@@ -26,6 +27,7 @@ from waitress.utilities import RequestEntityTooLarge
 from supportwidget import config
 from supportwidget.platform import logs, the_app
 from supportwidget.platform.database import init_schema
+from supportwidget.watch.runner import Watcher
 from supportwidget.worker import SERVE_PARENT_ENV
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,11 @@ def follow_port(app: Flask, host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
-@click.option("--no-worker", is_flag=True, help="Run the web server only (workers run elsewhere).")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Run the web server only (workers and watchers run elsewhere).",
+)
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web server (waitress) and, unless --no-worker, the worker beside it."""
     app = the_app()
@@ -154,9 +160,13 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
         if worker:
             worker.stop()
         raise
+    watcher = Watcher(app) if app.config["WATCH_ENABLED"] and not no_worker else None
+    if watcher:
+        watcher.start()
     click.echo(
         f"supportwidget listening on http://{host}:{port}/ "
-        f"({f'worker in process {worker.proc.pid}' if worker else 'without worker'}); "
+        f"({f'worker in process {worker.proc.pid}' if worker else 'without worker'}"
+        f"{', uptime watch' if watcher else ''}); "
         f"links in e-mail and SMS use {app.config['PUBLIC_URL']}"
     )
     try:
@@ -165,6 +175,8 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
         click.echo("Stopping…")
     finally:
         server.close()
+        if watcher:
+            watcher.stop()
         if worker:
             worker.stop()
     if worker and worker.died is not None:

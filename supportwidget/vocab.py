@@ -215,6 +215,15 @@ class EmergencyPhase(Choices):
     RESOLVED = "resolved", _l("resolved")
 
 
+class WatchStatus(Choices):
+    """How the uptime watch last found a site (never stored: read from its checks)."""
+
+    UP = "up", "Up"
+    DOWN = "down", "Down"
+    UNKNOWN = "unknown", "Not checked yet"
+    OFF = "off", "Not watched"
+
+
 class SlaTarget(Choices):
     """What an SLA promises for a standard request (an emergency's response is its first)."""
 
@@ -300,6 +309,7 @@ CLOSED_SETS: tuple[type[Choices], ...] = (
     TicketKind,
     EmergencyCategory,
     OfflineAnswer,
+    WatchStatus,
     SlaTarget,
     TriageDecision,
     StaffRole,

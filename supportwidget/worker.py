@@ -25,6 +25,7 @@ from supportwidget.platform import jobs, kept, the_app
 from supportwidget.platform.heartbeat import beat, take_scheduler_lease
 from supportwidget.platform.logs import configure
 from supportwidget.sla import deadlines
+from supportwidget.watch import incidents
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ PERIODIC: dict[str, Callable[[], Any]] = {
     "report_failures": outbox.report_failures,
     "warn_breaches": deadlines.warn_breaches,
     "prune_kept": kept.prune_expired,
+    "prune_checks": incidents.prune,
 }
 #: Set by `serve` on the worker it starts: the pid to outlive no longer than.
 SERVE_PARENT_ENV = "SW_SERVE_PARENT_PID"  # not SUPPORTWIDGET_*: that prefix is config

@@ -19,7 +19,13 @@ from supportwidget.platform.errors import Error
 from supportwidget.sla import schedules as sla
 from supportwidget.staff import openapi, schemas
 from supportwidget.tickets import filing as tickets
-from supportwidget.vocab import STATUS_FILTERS, EmergencyCategory, TicketKind, TicketStatus
+from supportwidget.vocab import (
+    STATUS_FILTERS,
+    EmergencyCategory,
+    TicketKind,
+    TicketStatus,
+    WatchStatus,
+)
 
 SPEC_URI = "urn:supportwidget:openapi"
 
@@ -411,6 +417,7 @@ def closed_sets() -> dict[str, tuple[str, ...]]:
         "TicketKind": TicketKind.values(),
         "EmergencyCategory": EmergencyCategory.values(),
         "StatusFilter": tuple(value.value for value in STATUS_FILTERS),
+        "WatchStatus": WatchStatus.values(),
     }
 
 

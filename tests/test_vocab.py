@@ -46,6 +46,7 @@ from supportwidget.vocab import (
     TicketKind,
     TicketStatus,
     TriageDecision,
+    WatchStatus,
 )
 
 from test_dashboard import PASSWORD, login, new_request, post_action
@@ -85,7 +86,7 @@ def requester_texts() -> list[object]:
 
 
 def test_every_stored_value_fits_its_column():
-    unstored = {QueueScope, SlaTarget, CallOutcome, OfflineAnswer}
+    unstored = {QueueScope, SlaTarget, CallOutcome, OfflineAnswer, WatchStatus}
     assert set(COLUMNS.values()) == set(CLOSED_SETS) - unstored
     too_long = {
         f"{column.table.name}.{column.name}": (closed_set.width(), column.type.length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,10 @@ from sqlalchemy.orm import QueryableAttribute
 from supportwidget.emergencies.links import ack_url
 from supportwidget.emergencies.state import emergency_state
 from supportwidget.models import (
+    HandledMessage,
     Notification,
     Site,
+    SiteIncident,
     Staff,
     Ticket,
     TicketEvent,
@@ -61,12 +64,21 @@ def open_emergency(
     *,
     answer: str | None = None,
     site_check: CheckResult | None = None,
+    opened_by_watch: bool = False,
+    with_ticket: Callable[[Ticket], None] | None = None,
 ) -> Ticket:
     """File an emergency, page the on-call team and e-mail everyone, in one transaction.
 
     `answer` is the requester's answer to the category's question; `site_check` what our
     own fetch of the site found (offline emergencies): both go to staff with the page.
+    A client's "offline" while the uptime watch has the site down joins the watch's ticket
+    instead of paging again. `with_ticket` adds rows tied to the new ticket (the watch's
+    incident) to the same transaction.
     """
+    if category == EmergencyCategory.OFFLINE and not opened_by_watch:
+        watching = watch_ticket(site)
+        if watching is not None:
+            return join_watch_ticket(watching, request, answer)
 
     def build() -> tickets.Built:
         ticket = tickets.new_ticket(
@@ -78,14 +90,53 @@ def open_emergency(
             billing_consent=billing_consent,
             category_answer=(answer or "").strip() or None,
             site_check=site_check.as_dict() if site_check else None,
+            opened_by_watch=opened_by_watch,
         )
         db.session.flush()
         schedule_emergency(ticket, site)
+        if with_ticket is not None:
+            with_ticket(ticket)
         return ticket, notify_emergency(ticket)
 
     ticket, created = tickets.file_once(request.nonce, build)
     if created:
         schedule_repage(ticket.id, ticket.next_page_at)
+    return ticket
+
+
+def watch_ticket(site: Site) -> Ticket | None:
+    """Return the open emergency of the uptime watch's current incident at a site, if any."""
+    return db.session.scalar(
+        sa.select(Ticket)
+        .join(SiteIncident, SiteIncident.ticket_id == Ticket.id)
+        .where(
+            SiteIncident.site_id == site.id,
+            SiteIncident.ended_at.is_(None),
+            Ticket.status.not_in(TicketStatus.finished()),
+        )
+        .order_by(SiteIncident.id.desc())
+        .limit(1)
+    )
+
+
+def join_watch_ticket(ticket: Ticket, request: tickets.Request, answer: str | None) -> Ticket:
+    """Add a client's own "offline" report to the watch's ticket: noted, confirmed, no page."""
+    if request.nonce and not HandledMessage.first_time(f"joined:{request.nonce}"):
+        return ticket  # the same form sent twice
+    ticket.events.append(
+        TicketEvent(
+            kind="client_reported",
+            detail={
+                "name": request.name.strip(),
+                "email": request.email.strip(),
+                "description": request.description.strip()[:1000],
+                "answer": (answer or "").strip()[:200],
+            },
+        )
+    )
+    row = messages.email(ticket, "requester_confirmation", request.email.strip(), "confirm")
+    db.session.commit()
+    outbox.schedule([row])
     return ticket
 
 
@@ -152,7 +203,16 @@ def notify_emergency(ticket: Ticket) -> list[Notification]:
         )
         for address, member in messages.staff_recipients()
     ]
-    rows.append(messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm"))
+    if not ticket.opened_by_watch:
+        rows.append(
+            messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm")
+        )
+    elif ticket.site.client.watch_notify:
+        # Nobody filed it: the client's contacts hear that we found it and are on it.
+        rows += [
+            messages.email(ticket, "requester_watch_down", contact, "watch-contact")
+            for contact in ticket.site.client.emails
+        ]
     return rows
 
 

@@ -27,6 +27,7 @@ from supportwidget.staff import accounts, lifecycle
 from supportwidget.staff.accounts import AccountError
 from supportwidget.staff.auth import admin_required, signed_in_staff
 from supportwidget.vocab import StaffRole
+from supportwidget.watch import settings as watch_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/dashboard/admin")
 COLOR = re.compile(r"^#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?$")
@@ -46,6 +47,8 @@ def save_client(client: Client, form: MultiDict[str, str]) -> None:
         labels=("The contract start", "The contract end"),
     )  # fmt: skip
     client.name, client.emails, client.hourly_rate = name, emails, rate
+    if "watch_form" in form:
+        client.watch_notify = form.get("watch_notify") in ("y", "on")
 
 
 def save_site(site: Site, form: MultiDict[str, str]) -> None:
@@ -62,6 +65,27 @@ def save_site(site: Site, form: MultiDict[str, str]) -> None:
     site.name = accounts.site_name(form.get("name"), url)
     # An unticked checkbox is not sent at all: missing means switched off.
     site.enabled = form.get("enabled") in ("y", "on")
+    if "watch_form" in form:
+        save_watch(site, form)
+
+
+def save_watch(site: Site, form: MultiDict[str, str]) -> None:
+    """Apply the site form's uptime-watch fields, with the rules of `site watch`."""
+    interval = form.get("watch_interval", "").strip()
+    if interval and not (interval.isascii() and interval.isdigit() and len(interval) < 7):
+        raise AccountError("Check every: a whole number of seconds.")
+    try:
+        watch_settings.configure(
+            site,
+            url=form.get("watch_url", ""),
+            expect=form.get("watch_expect", ""),
+            interval=int(interval) if interval else None,
+            enabled=form.get("watch_enabled") in ("y", "on"),
+        )
+    except ValueError as exc:
+        raise AccountError(str(exc)) from exc
+    if not interval:
+        site.watch_interval = None
 
 
 def create_plan(form: MultiDict[str, str]) -> SlaPlan:

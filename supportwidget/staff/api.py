@@ -20,6 +20,7 @@ from supportwidget.staff.auth import hash_token
 from supportwidget.staff.openapi import document
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import STATUS_FILTERS, TicketKind
+from supportwidget.watch import overview
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -177,6 +178,33 @@ def get_ticket(reference: str) -> Response:
     if ticket is None:
         return error_response(404, f"No ticket {reference!r}.")
     return answer(ticket_detail(ticket))
+
+
+@bp.get("/sites")
+@token_required
+def list_sites() -> Response:
+    """List every site with how the uptime watch last found it."""
+    sites = db.session.scalars(
+        sa.select(Site).options(selectinload(Site.client)).order_by(Site.name, Site.id)
+    ).all()
+    ids = [site.id for site in sites]
+    down, uptimes = overview.down_site_ids(ids), overview.uptimes_24h(ids)
+    return answer(
+        schemas.SiteList(
+            sites=[
+                schemas.SiteStatus(
+                    id=site.id,
+                    name=site.name,
+                    url=site.watched_url,
+                    client=schemas.ClientRef.model_validate(site.client),
+                    status=overview.status_of(site, site.id in down),
+                    uptime_24h=uptimes[site.id],
+                    last_checked_at=site.watch_checked_at,
+                )
+                for site in sites
+            ]
+        )
+    )
 
 
 @bp.get("/openapi.json")

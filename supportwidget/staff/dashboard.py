@@ -45,6 +45,7 @@ from supportwidget.tickets import actions as updates
 from supportwidget.tickets import conversation
 from supportwidget.tickets import filing as tickets
 from supportwidget.vocab import STATUS_FILTERS, QueueScope, TicketKind, TicketStatus, TriageDecision
+from supportwidget.watch import overview
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", static_folder="static")
 PAGE_SIZE = 50
@@ -124,6 +125,7 @@ def queue() -> str:
         clients=clients,
         sites=sites,
         held_count=db.session.scalar(sa.select(sa.func.count(HeldMessage.id))),
+        down_sites=overview.down_site_ids({ticket.site_id for ticket in rows}),
     )
 
 

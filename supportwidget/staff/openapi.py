@@ -73,6 +73,14 @@ OPERATIONS = (
         },
     ),
     Operation(
+        "/sites",
+        "listSites",
+        "List sites with their uptime status",
+        ok="Every site, by name.",
+        body=schemas.SiteList,
+        errors={400: NUL_CHARACTER, 401: UNAUTHORIZED, 413: TOO_LARGE, 500: SERVER_ERROR},
+    ),
+    Operation(
         "/openapi.json",
         "getOpenApi",
         "This document",

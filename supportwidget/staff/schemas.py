@@ -27,6 +27,7 @@ from supportwidget.vocab import (
     QueueScope,
     TicketKind,
     TicketStatus,
+    WatchStatus,
 )
 
 # The closed sets come from vocab.py: the API adds no values of its own. The status filter
@@ -140,6 +141,29 @@ class TicketPage(Body):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
+
+
+class SiteStatus(Body):
+    """A client site as the uptime watch last found it."""
+
+    id: int
+    name: str
+    url: str = Field(description="The address the uptime watch checks.")
+    client: ClientRef
+    status: WatchStatus = Field(
+        description="`down`: an incident it has not come back from, or failing checks; "
+        "`unknown`: not checked yet; `off`: not watched."
+    )
+    uptime_24h: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        description="Share of good checks over the last 24 hours; null without checks."
+    )
+    last_checked_at: Timestamp | None
+
+
+class SiteList(Body):
+    """Every site, by name."""
+
+    sites: list[SiteStatus]
 
 
 class TicketQuery(BaseModel):

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, render_template
 
 from supportwidget.models import Site, Ticket, db
 from supportwidget.staff.auth import login_required
+from supportwidget.watch import overview, settings
 
 bp = Blueprint("sites", __name__, url_prefix="/dashboard/sites")
 RECENT_TICKETS = 10
@@ -19,7 +20,7 @@ RECENT_TICKETS = 10
 @bp.get("/<id:site_id>")
 @login_required
 def site_page(site_id: int) -> str:
-    """Show one site: its details, latest heartbeat and recent tickets."""
+    """Show one site: its details, uptime and response times, incidents, heartbeat, tickets."""
     site = db.session.get(Site, site_id)
     if site is None:
         abort(404, "There is no such site.")
@@ -29,4 +30,14 @@ def site_page(site_id: int) -> str:
         .order_by(Ticket.id.desc())
         .limit(RECENT_TICKETS)
     ).all()
-    return render_template("dashboard/site.html", site=site, tickets=recent)
+    return render_template(
+        "dashboard/site.html",
+        site=site,
+        tickets=recent,
+        status=overview.status_of(site, site.id in overview.down_site_ids([site.id])),
+        uptimes=overview.uptimes(site.id),
+        chart=overview.chart(site.id),
+        incidents=overview.incidents(site.id),
+        latest=overview.latest_check(site.id),
+        interval=settings.interval_of(site),
+    )

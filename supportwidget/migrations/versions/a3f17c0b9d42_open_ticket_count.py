@@ -1,7 +1,7 @@
 """open-ticket count kept by triggers: a queue position no longer counts the backlog
 
 Revision ID: a3f17c0b9d42
-Revises: a14c0e5d7b21
+Revises: 10d07847d710
 Create Date: 2026-12-03 09:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "a3f17c0b9d42"
-down_revision = "a14c0e5d7b21"
+down_revision = "10d07847d710"
 branch_labels = None
 depends_on = None
 
