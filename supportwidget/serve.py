@@ -166,7 +166,7 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     click.echo(
         f"supportwidget listening on http://{host}:{port}/ "
         f"({f'worker in process {worker.proc.pid}' if worker else 'without worker'}"
-        f"{', uptime watch' if watcher else ''}); "
+        f"{', with uptime watch' if watcher else ''}); "
         f"links in e-mail and SMS use {app.config['PUBLIC_URL']}"
     )
     try:

@@ -187,8 +187,10 @@ def test_the_issues_flood_request_is_refused_from_the_headers_naming_the_limit(c
     text = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "60 megapixels" in text
-    # The first image fits; each one after it would take the request over the limit.
-    assert "zero0.png" not in text and all(f"zero{n}.png" in text for n in (2, 3, 4))
+    # The first image fits and is kept for the next try; each one after it would take the
+    # request over the limit and is named as refused.
+    assert "zero0.png was not accepted" not in text and "Remove zero0.png" in text
+    assert all(f"zero{n}.png was not accepted" in text for n in (1, 2, 3, 4))
 
 
 @pytest.fixture

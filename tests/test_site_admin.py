@@ -57,15 +57,17 @@ def test_widget_json_carries_the_sites_label_and_colour(app, client, site):
     site.label, site.color = "Need help?", "#ffcc00"
     db.session.commit()
     app.config.update(AGENCY_PHONE="+44 20 7946 0000", AGENCY_EMAIL="help@agency.example")
-    response = client.get(f"/s/{site.site_key}/widget.json")
+    origin = site.allowed_origins[0]
+    response = client.get(f"/s/{site.site_key}/widget.json", headers={"Origin": origin})
     assert response.status_code == 200
     assert response.get_json() == {
+        "ok": True,
         "label": "Need help?",
         "color": "#ffcc00",
         "phone": "+44 20 7946 0000",
         "email": "help@agency.example",
     }
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Origin"] == origin
     assert client.get("/s/unknown-key/widget.json").status_code == 404
 
 

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 
 from supportwidget.models import (
@@ -29,6 +31,16 @@ from supportwidget.sla.workqueue import Filters, work_queue
 from supportwidget.tickets import filing as tickets
 
 from conftest import form_token, standard_fields
+
+
+def _migration(revision: str):
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_revision(revision)
+
+
+# The migration that adds the open-ticket count and its triggers.
+COUNT_MIGRATION = _migration("a3f17c0b9d42")
 
 LONDON = ZoneInfo("Europe/London")
 GOLD = [
@@ -207,7 +219,7 @@ def test_queue_position_stays_right_through_every_kind_of_write(client, site):
 def test_open_count_starts_from_the_tickets_already_there(app, client, site):
     submit(client, site)
     submit(client, site)
-    downgrade(directory=MIGRATIONS, revision="4e290b453a7d")
+    downgrade(directory=MIGRATIONS, revision=COUNT_MIGRATION.down_revision)
     filed_at(site, datetime.now(UTC))  # no position asked: the count is not there yet
     upgrade(directory=MIGRATIONS)
     db.session.expire_all()
