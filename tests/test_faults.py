@@ -127,6 +127,7 @@ with app.app_context():
 """
 
 
+@pytest.mark.slow  # a subprocess in its own mount namespace with a tiny tmpfs: many seconds
 def test_upload_folder_full_answers_503_and_leaves_no_half_file(tmp_path):
     import json
     import os

@@ -146,7 +146,6 @@ def test_serve_files_a_ticket_and_its_worker_delivers_the_mail(
     assert server.returncode == 0, (tmp_path / "serve.log").read_text()[-3000:]
 
 
-@pytest.mark.slow
 def all_sent(app) -> bool:
     """Tell whether every outbox row is recorded as sent."""
     with app.app_context():
@@ -155,6 +154,7 @@ def all_sent(app) -> bool:
     return statuses == {"sent"}
 
 
+@pytest.mark.slow
 def test_two_workers_one_killed_mid_run_lose_nothing_and_send_each_mail_once(
     database_url, queue_url, tmp_path, smtp_server
 ):
