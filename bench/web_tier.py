@@ -58,7 +58,9 @@ FLOOR_TARGET, REFERENCE_TARGET, CPU_TARGET = 0.2, 0.85, 0.1
 
 def gunicorn(app: str, port: int) -> list[str]:
     """Return the command line of a 2-process gunicorn serving app (importable from bench/)."""
-    return [GUNICORN, app, "-c", CONF, "-b", f"127.0.0.1:{port}", "--pythonpath", "bench"]
+    # No recycling (the config's max_requests): a replaced worker would take its CPU time along.
+    cmd = [GUNICORN, app, "-c", CONF, "-b", f"127.0.0.1:{port}", "--pythonpath", "bench"]
+    return [*cmd, "--max-requests", "0"]
 
 
 def tree(pid: int) -> list[int]:
