@@ -41,6 +41,8 @@ def bare_app(url: str | None = None) -> Any:
     )
     table.metadata.create_all(engine)
     app = Flask("bare")
+    # What examples/deploy/gunicorn.conf.py's logging hook reads, so gunicorn serves it too.
+    app.config.update(LOG_FORMAT="text", LOG_LEVEL="INFO")
 
     @app.post("/insert")
     def insert() -> str:
