@@ -36,7 +36,8 @@ TLS_WARN_DAYS = 14
 CHANGED_BEYOND = 0.5
 #: The last good check is the latest one made this long before the core change was
 #: reported: the files (and the page) may have changed any time since the previous
-#: heartbeat, and the plugin beats at least daily. Single checks are kept two days.
+#: heartbeat, and WP-Cron beats only when the site has visitors, so a quiet site's
+#: heartbeats can be hours apart. A day covers that and fits the two days checks are kept.
 BEFORE_REPORT = timedelta(hours=24)
 #: The form nonce prefix of the heartbeat's "possibly hacked" tickets.
 CORE_CHANGE = "core-change:"
