@@ -22,8 +22,10 @@ import trustme
 from test_heartbeat import MD5_A, beat, changed, report
 from test_watch import ALICE, BOB, _StandIn, texts, tickets, watch_round
 
-from supportwidget.models import Notification, Site, SiteCheck, db
+from supportwidget.models import Notification, Site, SiteCheck, Staff, db
 from supportwidget.watch import fetch, signals
+
+from test_dashboard import PASSWORD, login
 
 # test_watch's fixtures: its app settings and the stand-in site Acme is watched at.
 app_config, standin, watched = test_watch.app_config, test_watch.standin, test_watch.watched
@@ -80,6 +82,16 @@ def test_a_changed_core_file_then_a_defaced_homepage_is_one_hacked_emergency(
         sa.select(Notification.purpose).where(Notification.ticket_id == ticket.id)
     ).all()
     assert "staff-emergency" in purposes and "watch-contact" not in purposes
+
+    # Staff read on the ticket's timeline what made it an emergency.
+    for member in db.session.scalars(sa.select(Staff)):
+        member.set_password(PASSWORD)
+    db.session.commit()
+    login(client, "alice@agency.test")
+    page = client.get(f"/dashboard/tickets/{ticket.reference}").get_data(as_text=True)
+    assert 'class="badge emergency">EMERGENCY hacked</span>' in page
+    said = escalated.detail["text"]
+    assert f"Escalated to an emergency (hacked)</strong>: {said}" in page
 
 
 def test_a_defaced_homepage_then_the_heartbeat_is_one_hacked_emergency(
