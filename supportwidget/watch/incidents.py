@@ -73,7 +73,12 @@ def record(batch: list[Checked]) -> int:
         changed = [c for c in batch if c.confirmed or c.site_id in open_ids]
         db.session.commit()
     acted = sum(act(checked) for checked in changed)
-    return acted + signals.act_on_checks([(c.site_id, c.found) for c in batch])
+    try:
+        acted += signals.act_on_checks([(c.site_id, c.found) for c in batch])
+    except Exception:  # noqa: BLE001 - the checks are kept; the next batch tries again
+        db.session.rollback()
+        log.exception("uptime watch: could not act on certificate or hacked signals")
+    return acted
 
 
 def store(batch: list[Checked]) -> None:
