@@ -31,6 +31,7 @@ from vonage_standin import API_KEY, API_SECRET
 
 ALICE, BOB = "447700900001", "447700900002"
 SHOP_PAGE = b"<html><h1>Acme Shop</h1><p>Our best lamp. Add to cart</p></html>"
+DEFACED_PAGE = b"<html><h1>Hacked by Team Nobody</h1><p>Your security is zero lol</p></html>"
 
 
 class _StandIn(BaseHTTPRequestHandler):
@@ -51,6 +52,7 @@ class _StandIn(BaseHTTPRequestHandler):
             "ok": (200, SHOP_PAGE),
             "fail": (503, b"Service unavailable"),
             "wrong": (200, b"<html><h1>Acme Shop</h1><p>Database error</p></html>"),
+            "defaced": (200, DEFACED_PAGE),
         }[mode]
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))

@@ -175,9 +175,10 @@ def schedule_repage(ticket_id: int, at: datetime | None) -> None:
         )
 
 
-def schedule_emergency(ticket: Ticket, site: Site) -> None:
-    """Put an emergency at the top of the queue and set its first re-page."""
-    now = ticket.created_at
+def schedule_emergency(ticket: Ticket, site: Site, now: datetime | None = None) -> None:
+    """Put an emergency at the top of the queue and set its first re-page (from `now`:
+    its creation, or when a standard ticket became an emergency)."""
+    now = now or ticket.created_at
     plan = sla.active_plan_at(site.client, now)
     if plan is not None:
         ticket.sla_plan_name = plan.name
@@ -188,8 +189,9 @@ def schedule_emergency(ticket: Ticket, site: Site) -> None:
     ticket.page_round, ticket.next_page_at = 1, now + _interval()
 
 
-def notify_emergency(ticket: Ticket) -> list[Notification]:
-    """Queue the pages, the [EMERGENCY] staff e-mails and the requester's confirmation."""
+def notify_emergency(ticket: Ticket, tell_requester: bool = True) -> list[Notification]:
+    """Queue the pages, the [EMERGENCY] staff e-mails and the requester's confirmation
+    (not when an escalated ticket's requester was told already)."""
     rows = page_team(ticket, on_call_only=True)
     rows += [
         messages.email(
@@ -203,7 +205,9 @@ def notify_emergency(ticket: Ticket) -> list[Notification]:
         )
         for address, member in messages.staff_recipients()
     ]
-    if not ticket.opened_by_watch:
+    if not tell_requester:
+        pass
+    elif not ticket.opened_by_watch:
         rows.append(
             messages.email(ticket, "requester_confirmation", ticket.requester_email, "confirm")
         )

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from supportwidget.models import HandledMessage, Site, SiteHeartbeat, Ticket, db, utcnow
 from supportwidget.platform.plaintext import one_line
 from supportwidget.tickets import filing
+from supportwidget.watch import signals
 
 SIGNATURE_HEADER = "X-Supportwidget-Signature"
 #: Seconds a signature stays good, either side of our clock.
@@ -96,6 +97,9 @@ def receive(body: bytes, signature: str | None, now: datetime | None = None) -> 
     db.session.commit()
     status = report.core["status"]
     ticket = alert_core_change(site, report) if status == "changed" else None
+    if ticket is not None:
+        # A defaced homepage seen before this heartbeat makes it an emergency now.
+        signals.escalate_if_defaced(ticket)
     return Received(site, False, skew, status, ticket)
 
 
@@ -295,7 +299,7 @@ def alert_core_change(site: Site, report: Report) -> Ticket:
         name=site.client.name[:120],
         email=site.client.emails[0],
         page_meta={"source": "WordPress heartbeat", "wordpress": report.wordpress},
-        nonce=f"core-change:{fingerprint[:52]}",
+        nonce=f"{signals.CORE_CHANGE}{fingerprint[:52]}",
     )
     return filing.open_standard_request(site, request)
 

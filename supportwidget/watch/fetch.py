@@ -19,6 +19,7 @@ import textwrap
 import time
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -46,6 +47,7 @@ class Found:
     tls_days: int | None  # days until the certificate expires (https only)
     fingerprint: str | None  # a sketch of the page's words (fingerprint())
     text_missing: bool  # it answered below 400, but without the expected text
+    tls_expires: datetime | None = None  # the certificate's notAfter (tells one from another)
 
     @property
     def ok(self) -> bool:
@@ -86,10 +88,10 @@ async def _check_now(
     client: httpx.AsyncClient, url: str, started: float, expect: str | None, allow_private: bool
 ) -> Found:
     """Fetch `url`, following same-site redirects."""
-    current, tls_days = url, None
+    current, expires = url, None
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            status, location, body, tls_days = await _fetch(client, current, allow_private)
+            status, location, body, expires = await _fetch(client, current, allow_private)
         except (Refused, httpx.HTTPError, OSError) as exc:
             failed = CheckResult(False, None, time.monotonic() - started, why(exc), url, current)
             return Found(failed, None, None, False)
@@ -101,13 +103,14 @@ async def _check_now(
     missing = expect is not None and expect not in body.decode("utf-8", "replace")
     error = f"{expect!r} not found" if missing else None
     result = CheckResult(status < 400 and not missing, status, elapsed, error, url, current)
-    return Found(result, tls_days, fingerprint(body), missing and status < 400)
+    days = None if expires is None else int((expires.timestamp() - time.time()) // 86400)
+    return Found(result, days, fingerprint(body), missing and status < 400, expires)
 
 
 async def _fetch(
     client: httpx.AsyncClient, url: str, allow_private: bool
-) -> tuple[int, str | None, bytes, int | None]:
-    """Return the status, Location, first MAX_BYTES and TLS days left of one GET."""
+) -> tuple[int, str | None, bytes, datetime | None]:
+    """Return the status, Location, first MAX_BYTES and TLS certificate expiry of one GET."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Refused(f"not an http(s) URL: {url[:100]}")
@@ -121,13 +124,18 @@ async def _fetch(
     )
     response = await client.send(request, stream=True)
     try:
-        days = tls_days_left(response) if parts.scheme == "https" else None
+        expires = tls_expiry(response) if parts.scheme == "https" else None
         body = bytearray()
         async for chunk in response.aiter_raw():
             body += chunk
             if len(body) >= MAX_BYTES:
                 break
-        return response.status_code, response.headers.get("location"), bytes(body[:MAX_BYTES]), days
+        return (
+            response.status_code,
+            response.headers.get("location"),
+            bytes(body[:MAX_BYTES]),
+            expires,
+        )
     finally:
         await response.aclose()
 
@@ -149,8 +157,8 @@ async def _address(host: str, port: int | None, allow_private: bool) -> str:
     return addresses[0]
 
 
-def tls_days_left(response: httpx.Response) -> int | None:
-    """Return the whole days until the peer's certificate expires, if it can be read."""
+def tls_expiry(response: httpx.Response) -> datetime | None:
+    """Return when the peer's certificate expires (UTC), if it can be read."""
     stream = response.extensions.get("network_stream")
     tls = stream.get_extra_info("ssl_object") if stream is not None else None
     if not isinstance(tls, ssl.SSLObject | ssl.SSLSocket):
@@ -158,7 +166,7 @@ def tls_days_left(response: httpx.Response) -> int | None:
     cert = tls.getpeercert()
     if not cert or "notAfter" not in cert:
         return None
-    return int((ssl.cert_time_to_seconds(str(cert["notAfter"])) - time.time()) // 86400)
+    return datetime.fromtimestamp(ssl.cert_time_to_seconds(str(cert["notAfter"])), UTC)
 
 
 def fingerprint(body: bytes) -> str | None:

@@ -33,6 +33,7 @@ from supportwidget.notify import messages, outbox
 from supportwidget.platform import database
 from supportwidget.tickets import filing
 from supportwidget.vocab import EmergencyCategory
+from supportwidget.watch import signals
 from supportwidget.watch.fetch import Found
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class Checked:
 
 
 def record(batch: list[Checked]) -> int:
-    """Keep a batch of checks and act on what they mean; return the incidents changed."""
+    """Keep a batch of checks and act on what they mean; return the incidents and tickets
+    changed (outages, expiring certificates, defaced "possibly hacked" sites)."""
     if not batch:
         return 0
     with database.write_lock():
@@ -70,7 +72,13 @@ def record(batch: list[Checked]) -> int:
         )
         changed = [c for c in batch if c.confirmed or c.site_id in open_ids]
         db.session.commit()
-    return sum(act(checked) for checked in changed)
+    acted = sum(act(checked) for checked in changed)
+    try:
+        acted += signals.act_on_checks([(c.site_id, c.found) for c in batch])
+    except Exception:  # noqa: BLE001 - the checks are kept; the next batch tries again
+        db.session.rollback()
+        log.exception("uptime watch: could not act on certificate or hacked signals")
+    return acted
 
 
 def store(batch: list[Checked]) -> None:
