@@ -58,6 +58,11 @@ def test_two_watchers_share_the_sites_and_a_killed_ones_are_picked_up(
             seen.update(claimed_by(app))
             return bool(seen)
 
+        def both_started() -> bool:
+            logs = [(tmp_path / f"watch{n}.log") for n in range(2)]
+            return all(log.exists() and " started" in log.read_text() for log in logs)
+
+        wait_until(both_started, 90, "both watchers to start")
         wait_until(some_claimed, 90, "a watcher to claim sites")
         time.sleep(3 * INTERVAL)
         seen.update(claimed_by(app))
