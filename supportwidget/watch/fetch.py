@@ -31,7 +31,9 @@ from supportwidget.watch.probe import (
     RESERVED_NAMES,
     USER_AGENT,
     CheckResult,
+    Refused,
     same_site,
+    why,
 )
 
 TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
@@ -52,10 +54,6 @@ class Found:
     @property
     def ok(self) -> bool:
         return self.result.ok
-
-
-class Refused(Exception):
-    """A check we will not make (an address we must not reach, a URL we cannot check)."""
 
 
 def new_client(max_connections: int = 1000) -> httpx.AsyncClient:
@@ -188,19 +186,3 @@ def similarity(first: str, second: str) -> float:
     a, b = (set(textwrap.wrap(f, 8)) for f in (first, second))
     least = set(heapq.nsmallest(SKETCH, a | b, key=lambda h: int(h, 16)))
     return len(least & a & b) / max(len(least), 1)
-
-
-def why(exc: BaseException) -> str:
-    """Say in a few words why a fetch failed."""
-    if isinstance(exc, Refused):
-        return str(exc)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "no connection"
-    if isinstance(exc, httpx.TimeoutException):
-        return "no answer"
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-        return "TLS error (certificate or handshake)"
-    if "refused" in text.lower() or isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return f"connection failed ({text[:80]})"

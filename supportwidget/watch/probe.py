@@ -73,7 +73,7 @@ class CheckResult:
         return cls(**values)
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """A check we will not make (an address we must not reach, a URL we cannot check)."""
 
 
@@ -102,8 +102,8 @@ def _check_now(url: str, deadline: float, expect: str | None, allow_private: boo
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 status, location, body = _fetch(client, current, deadline, allow_private)
-            except (_Refused, httpx.HTTPError, OSError) as exc:
-                return CheckResult(False, None, time.monotonic() - started, _why(exc), url, current)
+            except (Refused, httpx.HTTPError, OSError) as exc:
+                return CheckResult(False, None, time.monotonic() - started, why(exc), url, current)
             following = urljoin(current, location) if location and status in REDIRECTS else None
             if following is None or not same_site(url, following):
                 break
@@ -120,7 +120,7 @@ def _fetch(
     """Return the status, Location and first MAX_BYTES of one GET, at an address we checked."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Refused(f"not an http(s) URL: {url[:100]}")
+        raise Refused(f"not an http(s) URL: {url[:100]}")
     address = _address(parts.hostname, parts.port, deadline, allow_private)
     pinned = httpx.URL(url).copy_with(host=address)
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
@@ -152,17 +152,17 @@ def _timeouts(deadline: float) -> dict[str, float]:
 def _address(host: str, port: int | None, deadline: float, allow_private: bool) -> str:
     """Resolve a host; refuse it if any of its addresses is not public (unless allowed)."""
     if host.lower().rstrip(".").endswith(RESERVED_NAMES):
-        raise _Refused(f"not checked: {host} is a reserved name that never resolves")
+        raise Refused(f"not checked: {host} is a reserved name that never resolves")
     if time.monotonic() > deadline:
-        raise _Refused("no answer")
+        raise Refused("no answer")
     try:
         infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise _Refused(f"name not found ({exc.strerror})") from exc
+        raise Refused(f"name not found ({exc.strerror})") from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for text in addresses:
         if not allow_private and not ipaddress.ip_address(text.split("%")[0]).is_global:
-            raise _Refused(f"not checked: {host} is not a public address ({text})")
+            raise Refused(f"not checked: {host} is not a public address ({text})")
     return addresses[0]
 
 
@@ -172,9 +172,9 @@ def same_site(first: str, second: str) -> bool:
     return bool(hosts[0]) and hosts[0] == hosts[1]
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
     """Say in a few words why a fetch failed."""
-    if isinstance(exc, _Refused):
+    if isinstance(exc, Refused):
         return str(exc)
     if isinstance(exc, httpx.ConnectTimeout):
         return "no connection"
@@ -183,6 +183,6 @@ def _why(exc: BaseException) -> str:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
         return "TLS error (certificate or handshake)"
-    if "refused" in text.lower():
+    if "refused" in text.lower() or isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return f"connection failed ({text[:80]})"
