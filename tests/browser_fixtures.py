@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import waitress
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from supportwidget.models import Client, Site, Staff, db
 
@@ -215,6 +215,11 @@ def live_server(tmp_path: Path, smtp_server: Any, sqlite_template: Path) -> Iter
             yield LiveService(url=url, app=app, site_key=key, smtp=smtp_server, host=host)
         finally:
             host.stop()
+
+
+# Assertions wait as long as actions do: on a loaded 2-core CI machine a frame navigation (the
+# widget's emergency tab) once took longer than Playwright's default 5 s and failed a run.
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="session")
