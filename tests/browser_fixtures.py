@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import waitress
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -285,3 +286,19 @@ def audit_page(chromium: Browser) -> Iterator[Page]:
     """Open a page whose CSP lets Playwright inject axe-core's script tag into every frame."""
     with fresh_page(chromium, bypass_csp=True) as opened:
         yield opened
+
+
+STAFF_PASSWORD = "browser-test-password"
+
+
+@pytest.fixture
+def live(live_server: LiveService) -> LiveService:
+    """The live service with every staff member (Alice first) able to sign in."""
+
+    def prepare() -> None:
+        for member in db.session.scalars(sa.select(Staff)):
+            member.set_password(STAFF_PASSWORD)
+        db.session.commit()
+
+    live_server.query(prepare)
+    return live_server

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 from playwright.sync_api import Page, expect
-from test_dashboard_browser import PASSWORD, file_ticket, sign_in
+from test_dashboard_browser import file_ticket, sign_in
 
 from supportwidget.intake import mailin
-from supportwidget.models import Staff, Ticket, TicketEvent, db
+from supportwidget.models import Ticket, TicketEvent, db
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
@@ -23,19 +23,6 @@ if TYPE_CHECKING:
 pytest_plugins = ["browser_fixtures"]
 pytestmark = pytest.mark.browser
 JANE = "jane@example.com"
-
-
-@pytest.fixture
-def live(live_server: LiveService) -> LiveService:
-    """The live service with Alice able to sign in."""
-
-    def prepare() -> None:
-        for member in db.session.scalars(sa.select(Staff)):
-            member.set_password(PASSWORD)
-        db.session.commit()
-
-    live_server.query(prepare)
-    return live_server
 
 
 def plain(message: EmailMessage) -> str:

@@ -9,28 +9,16 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from supportwidget.emergencies import paging as emergencies
-from supportwidget.models import Site, Staff, Ticket, TimeEntry, db
+from supportwidget.models import Site, Ticket, TimeEntry, db
 from supportwidget.tickets import filing as tickets
+
+from browser_fixtures import STAFF_PASSWORD
 
 if TYPE_CHECKING:
     from browser_fixtures import LiveService
 
 pytest_plugins = ["browser_fixtures"]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-PASSWORD = "browser-test-password"
-
-
-@pytest.fixture
-def live(live_server: LiveService) -> LiveService:
-    """The live service with the dashboard bound and Alice able to sign in."""
-
-    def prepare() -> None:
-        for member in db.session.scalars(sa.select(Staff)):
-            member.set_password(PASSWORD)
-        db.session.commit()
-
-    live_server.query(prepare)
-    return live_server
 
 
 def file_ticket(live: LiveService, emergency: bool = False) -> str:
@@ -57,7 +45,7 @@ def sign_in(page: Page, live: LiveService) -> None:
     page.goto(f"{live.url}/dashboard/")
     expect(page).to_have_url(f"{live.url}/dashboard/login?next=/dashboard/")
     page.get_by_label("E-mail").fill("alice@agency.test")
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Queue")).to_be_visible()
 

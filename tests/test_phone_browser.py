@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
-from test_dashboard_browser import PASSWORD, sign_in
+from test_dashboard_browser import sign_in
 
 from supportwidget.emergencies import paging as emergencies
-from supportwidget.models import Site, Staff, db
+from supportwidget.models import Site, db
 from supportwidget.tickets import filing as tickets
 
 if TYPE_CHECKING:
@@ -21,10 +21,10 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def live(live_server: LiveService) -> LiveService:
+def live(live: LiveService) -> LiveService:
+    """The live service, staff able to sign in, one emergency open."""
+
     def prepare() -> None:
-        for member in db.session.scalars(sa.select(Staff)):
-            member.set_password(PASSWORD)
         site = db.session.scalar(sa.select(Site))
         request = tickets.Request(
             subject="Checkout unreachable since the payment plugin update",
@@ -35,8 +35,8 @@ def live(live_server: LiveService) -> LiveService:
         emergencies.open_emergency(site, request, "broken", "+44 20 7946 0958", True)
         db.session.commit()
 
-    live_server.query(prepare)
-    return live_server
+    live.query(prepare)
+    return live
 
 
 def test_queue_reads_as_cards_at_375px_with_tel_links(live: LiveService, chromium):
