@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from PIL import Image
 from test_mailin import mail, pipe
 
-from supportwidget.models import Attachment, SlaPause, SlaPlan, Staff, TicketEvent, db
+from supportwidget.models import Attachment, SlaPause, Staff, TicketEvent, db
 from supportwidget.platform import tokens
 from supportwidget.tickets import actions as updates
 from supportwidget.tickets import conversation
 
-from test_dashboard import csrf_from, login, new_request, staff  # noqa: F401 - a fixture
+from test_dashboard import csrf_from, login, new_request, sla_site, staff  # noqa: F401 - a fixture
 
 JANE = "jane@example.com"
 
@@ -47,19 +47,6 @@ def by_kind(ticket, kind):
 
 def member(name):
     return db.session.scalar(sa.select(Staff).where(Staff.name == name))
-
-
-def with_plan(site):
-    plan = SlaPlan(
-        name="Always",
-        timezone="UTC",
-        hours="mon-sun 00:00-24:00",
-        first_response_minutes=240,
-        resolution_minutes=960,
-    )
-    site.client.sla_plan = plan
-    db.session.add(plan)
-    db.session.commit()
 
 
 def support_address(app):
@@ -113,7 +100,7 @@ def test_a_disabled_staff_member_cannot_answer_by_email(runner, site, smtp_serve
 
 
 def test_status_page_shows_the_conversation_and_no_stale_first_response(client, site):
-    with_plan(site)
+    sla_site(site)
     ticket = new_request(site)
     page = client.get(status_path(ticket)).get_data(as_text=True)
     assert "First response by" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -241,26 +242,35 @@ def _assignee(value: str) -> Staff | None:
     return member
 
 
+def _changed(ticket: Ticket, change: Callable[[], str]) -> ResponseReturnValue:
+    """Make one change to a ticket: back to its page with what was done, or shown again (422)
+    with why it was refused and nothing of it kept."""
+    try:
+        message = change()
+    except updates.UpdateError as exc:
+        db.session.rollback()
+        return render_ticket(load_ticket(ticket.reference), error=str(exc), status=422)
+    flash(message)
+    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+
+
 @bp.post("/tickets/<reference>")
 @login_required
 def update_ticket(reference: str) -> ResponseReturnValue:
     """Add an internal note (`internal_note`) or set who has the ticket (`assignee`)."""
     ticket, me, form = load_ticket(reference), signed_in_staff(), request.form
-    try:
+
+    def change() -> str:
         if "internal_note" in form:
             conversation.add_note(ticket, me, form["internal_note"])
-            message = "Internal note added (staff only)."
-        elif "assignee" in form:
+            return "Internal note added (staff only)."
+        if "assignee" in form:
             conversation.assign(ticket, me, _assignee(form["assignee"]))
             who = ticket.assignee.name if ticket.assignee else "nobody"
-            message = f"{ticket.reference} is now assigned to {who}."
-        else:
-            raise updates.UpdateError("Send an internal_note or an assignee.")
-    except updates.UpdateError as exc:
-        db.session.rollback()
-        return render_ticket(load_ticket(reference), error=str(exc), status=422)
-    flash(message)
-    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+            return f"{ticket.reference} is now assigned to {who}."
+        raise updates.UpdateError("Send an internal_note or an assignee.")
+
+    return _changed(ticket, change)
 
 
 @bp.post("/tickets/<reference>/<action>")
@@ -271,13 +281,7 @@ def ticket_action(reference: str, action: str) -> ResponseReturnValue:
     if handler is None:
         abort(404, f"Unknown action {action!r}.")
     ticket = load_ticket(reference)
-    try:
-        message = handler(ticket)
-    except updates.UpdateError as exc:
-        db.session.rollback()
-        return render_ticket(load_ticket(reference), error=str(exc), status=422)
-    flash(message)
-    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+    return _changed(ticket, lambda: handler(ticket))
 
 
 @bp.post("/tickets/<reference>/notifications/<id:notification_id>/resend")
@@ -288,13 +292,12 @@ def resend_notification(reference: str, notification_id: int) -> ResponseReturnV
     row = db.session.get(Notification, notification_id)
     if row is None or row.ticket_id != ticket.id:
         abort(404, f"{ticket.reference} has no notification {notification_id}.")
-    try:
+
+    def change() -> str:
         updates.resend(ticket, signed_in_staff(), row)
-    except updates.UpdateError as exc:
-        db.session.rollback()
-        return render_ticket(load_ticket(reference), error=str(exc), status=422)
-    flash(f"Sending the {row.channel} to {row.recipient} again.")
-    return redirect(url_for(".ticket_page", reference=ticket.reference), code=303)
+        return f"Sending the {row.channel} to {row.recipient} again."
+
+    return _changed(ticket, change)
 
 
 @bp.get("/attachments/<id:attachment_id>")
