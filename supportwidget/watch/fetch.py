@@ -56,11 +56,17 @@ class Found:
 
 
 def new_client(max_connections: int = 1000) -> httpx.AsyncClient:
-    """Return an async client for many checks: HTTP/1.1 keep-alive pool, no redirects."""
+    """Return an async client for many checks: a connection each, no redirects.
+
+    No keep-alive: a site comes round again only after its interval, long after an idle
+    connection would have expired; and connections go to the checked address, so a kept one
+    could serve another site on the same server (its certificate, its answer). Idle
+    connections would only lengthen the pool's list, which it walks on every request.
+    """
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=200),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
         timeout=httpx.Timeout(10.0),
     )
 
