@@ -5,11 +5,14 @@
 Phase 1: one real `flask --app supportwidget watch` process (SQLite WAL, or --database)
 watches `--sites` sites on the stand-in server (bench/_sites.py, its own process: 92 % fast,
 5 % slow (2 s), 1 % failing (503), 1 % answering without the expected text, 1 % never
-answering), each due at its own moment spread over the interval, as in steady state. After
-one warm-up round it measures `--rounds` intervals: checks/s and CPU per check of the
-watcher process (/proc), and lateness (each site's first request of a round at the
-stand-in, minus the moment it was due). The failing sites open their emergencies during
-the measured rounds: that work is in the figures.
+answering), each due at its own moment spread over the interval, as in steady state. First
+the floor: the stand-in alone, driven by a bare asyncio client (a connection per request, as
+the watcher makes them), so the stand-in is shown not to be the limit. After one warm-up
+round it measures `--rounds` intervals: checks/s and CPU per check of the watcher process
+(/proc), lateness (each site's first request of a round at the stand-in, minus the moment it
+was due) and the checks that never came (a check later than a whole interval counts as
+missed). The failing sites open their emergencies during the measured rounds: that work is
+in the figures. The machine's load averages are printed with the figures.
 
 Phase 2: `flask --app supportwidget serve` (web, worker and watcher in one process) with
 `--short` s checks, 3 on-call staff, the Vonage TLS stand-in; a site is switched to 503 and
@@ -20,7 +23,9 @@ stand-in) is measured, `--runs` times.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -46,6 +51,7 @@ from _support import (
 )
 
 LATE_TARGET = 5.0  # seconds, p99
+CLOCK_SLACK = 1.0  # seconds: the stand-in's clock against the database's due moments
 MIX = (("hang", 0.01), ("fail", 0.01), ("wrong", 0.01), ("slow", 0.05))  # the rest: fast
 
 
@@ -94,19 +100,76 @@ def seed_sites(env: dict[str, str], port: int, kinds: list[str], interval: float
 def lateness(
     log: list[tuple[str, float, int]], start: datetime, count: int, interval: float, wall: float
 ) -> dict[int, list[float]]:
-    """Return, per round, each site's lateness: its first request minus when it was due."""
+    """Return, per round, each site's lateness: its first request minus when it was due.
+
+    A check is never early (a site is claimed once due), so a request belongs to the round
+    whose due moment came last before it; one later than a whole interval lands in the next
+    round, and its own round counts as missed (`missed`).
+    """
     first: dict[tuple[int, int], float] = {}
     for path, at, _ in log:
         n = int(path.rsplit("/", 1)[1])
-        due0 = start.timestamp() + interval * n / count
-        since = at + wall - due0
-        round_ = int((since + interval / 2) // interval)
-        key = (round_, n)
+        since = at + wall - due(start, n, count, interval)
+        key = (int((since + CLOCK_SLACK) // interval), n)
         first[key] = min(first.get(key, since), since)
     rounds: dict[int, list[float]] = defaultdict(list)
     for (round_, _), since in first.items():
         rounds[round_].append(since - round_ * interval)
     return rounds
+
+
+def due(start: datetime, n: int, count: int, interval: float) -> float:
+    """Return when site n was first due (epoch seconds): the sites spread over one interval."""
+    return start.timestamp() + interval * n / count
+
+
+def missed(
+    rounds: dict[int, list[float]], start: datetime, args: argparse.Namespace, end: float
+) -> int:
+    """Count the measured rounds' checks that never came (due early enough to be seen)."""
+    expected = sum(
+        1
+        for n in range(args.sites)
+        for r in range(1, int(args.rounds) + 1)
+        if due(start, n, args.sites, args.interval) + r * args.interval + LATE_TARGET <= end
+    )
+    seen = sum(len(v) for r, v in rounds.items() if 1 <= r <= args.rounds)
+    return max(expected - seen, 0)
+
+
+async def _one_request(port: int, n: int) -> None:
+    """GET /fast/n on a connection of its own, the way the watcher does, and read the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /fast/%d HTTP/1.1\r\nHost: floor.bench\r\n\r\n" % n)
+    await reader.readuntil(b"</html>")
+    writer.close()
+
+
+async def _drive(port: int, seconds: float, concurrency: int = 100) -> int:
+    """Send requests from `concurrency` bare asyncio clients for `seconds`; return how many."""
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def client(k: int) -> None:
+        nonlocal done
+        while time.monotonic() < stop_at:
+            await _one_request(port, k * 1_000_000 + done)
+            done += 1
+
+    await asyncio.gather(*(client(k) for k in range(concurrency)))
+    return done
+
+
+def standin_capacity(port: int, seconds: float = 5.0) -> float:
+    """Return the requests/s the stand-in answers alone (bare client, no watcher): the floor."""
+    done = asyncio.run(_drive(port, seconds))
+    hits(port)  # forget them
+    return done / seconds
+
+
+def load() -> str:
+    """Say the machine's load averages (1, 5, 15 min), as `uptime` does."""
+    return "load " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def phase_one(args: argparse.Namespace, tmp: Path) -> None:
@@ -126,6 +189,7 @@ def phase_one(args: argparse.Namespace, tmp: Path) -> None:
     )
     try:
         seed(env, staff=0)
+        floor = standin_capacity(port)
         flask_cli(env, "site", "watch", "bench.example", "--off")
         kinds = layout(args.sites)
         start = seed_sites(env, port, kinds, args.interval)
@@ -136,18 +200,21 @@ def phase_one(args: argparse.Namespace, tmp: Path) -> None:
             measured_from = start.timestamp() + args.interval
             time.sleep(max(measured_from - time.time(), 0))
             hits(port)
+            load_before = load()
             cpu0, t0 = cpu_seconds(watcher.pid), time.monotonic()
             log: list[tuple[str, float, int]] = []
             for _ in range(int(args.rounds)):
                 time.sleep(args.interval)
                 log += hits(port)
             cpu1, t1 = cpu_seconds(watcher.pid), time.monotonic()
+            load_after = load()
         finally:
             stop(watcher)
     finally:
         stop(stand)
     rounds = lateness(log, start, args.sites, args.interval, wall)
     late = [v for r, values in rounds.items() if r >= 1 for v in values]
+    lost = missed(rounds, start, args, t1 + wall)
     checks = len(log)
     cpu = cpu1 - cpu0
     mix = ", ".join(f"{kind} {share:.0%}" for kind, share in MIX)
@@ -156,22 +223,27 @@ def phase_one(args: argparse.Namespace, tmp: Path) -> None:
     print(
         f"\nphase 1: {args.sites} sites every {args.interval:.0f} s on one `watch` process, "
         f"{args.rounds:.0f} measured rounds after one warm-up ({mix}, rest fast); "
-        "the machine is shared with other work"
+        f"the machine is shared with other work: {load_before} before, {load_after} after"
     )
     print(
-        f"checks: {checks} in {t1 - t0:.1f} s = {checks / (t1 - t0):.1f} checks/s "
-        f"(needed {needed:.1f}/s: ratio {checks / (t1 - t0) / needed:.2f})"
+        f"stand-in alone (floor, bare asyncio client, a connection per request): "
+        f"{floor:.0f} requests/s = {floor / needed:.1f} x the {needed:.1f}/s needed"
+    )
+    print(
+        f"checks: {checks} requests in {t1 - t0:.1f} s = {checks / (t1 - t0):.1f}/s "
+        f"(needed {needed:.1f}/s: ratio {checks / (t1 - t0) / needed:.2f}; "
+        f"{checks / (t1 - t0) / floor:.2f} of the stand-in's floor)"
     )
     print(
         f"watcher CPU: {cpu:.1f} s = {cpu / max(checks, 1) * 1000:.2f} ms per check "
         f"({cpu / (t1 - t0):.0%} of one core)"
     )
-    print(f"sites checked per round: {per_round}")
+    print(f"sites checked per round: {per_round}; checks missed in measured rounds: {lost}")
     p50, p99 = percentile(late, 50), percentile(late, 99)
-    verdict = "meets" if p99 <= LATE_TARGET else "MISSES"
+    verdict = "meets" if p99 <= LATE_TARGET and not lost else "MISSES"
     print(
         f"lateness: p50 {p50:.2f} s, p99 {p99:.2f} s, max {max(late):.2f} s: "
-        f"{verdict} the p99 target of {LATE_TARGET:.0f} s"
+        f"{verdict} the p99 target of {LATE_TARGET:.0f} s (every check made)"
     )
 
 

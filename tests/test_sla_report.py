@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from supportwidget.models import Client, Site, SlaPlan, TicketEvent, db
+from supportwidget.models import Client, Site, SiteHour, SlaPlan, TicketEvent, db
 
 from test_dashboard import login, new_emergency, new_request, staff  # noqa: F401 - a fixture
 
@@ -72,15 +72,26 @@ def month(site):
     standard(site, at(31, 23, month=10), responded=at(31, 23, 30, month=10))
     standard(site, at(1, 0, month=12))
     new_request(bistro.sites[0]).created_at = at(20, 9)
+    # Uptime: acme.test 1,437 good checks of 1,440 in November = 99.79 %; the hours either
+    # side of the month, all failed, not counted. Acme's blog is not watched; Bistro's site
+    # is watched but was never checked.
+    db.session.add(Site(client=site.client, name="acme-blog", url="https://blog.acme.example"))
+    site.client.sites[-1].watch_enabled = False
+    for hour, checks, failures in [
+        (at(2, 10), 720, 0), (at(30, 23), 720, 3),
+        (at(31, 23, month=10), 60, 60), (at(1, 0, month=12), 60, 60),
+    ]:  # fmt: skip
+        db.session.add(SiteHour(site_id=site.id, hour=hour, checks=checks, failures=failures))
     db.session.commit()
 
 
 EXPECTED = [
     ["client", "tickets", "first_response_on_time_pct", "resolution_on_time_pct",
      "median_first_response_minutes", "median_resolution_minutes", "emergencies",
-     "median_acknowledge_minutes"],
-    ["Acme Shop", "7", "50", "25", "120", "1020", "3", "10"],
-    ["Bistro Uno", "1", "", "", "", "", "0", ""],
+     "median_acknowledge_minutes", "site_uptime_pct"],
+    ["Acme Shop", "7", "50", "25", "120", "1020", "3", "10",
+     "acme-blog=not watched; acme.test=99.79"],
+    ["Bistro Uno", "1", "", "", "", "", "0", "", "bistro=no checks"],
 ]  # fmt: skip
 
 
@@ -93,6 +104,8 @@ def test_report_page_and_csv_show_hand_computed_figures(client):
     page = client.get("/dashboard/reports/sla?month=2026-11").get_data(as_text=True)
     assert "50.0% (2/4)" in page and "25.0% (1/4)" in page
     assert "<svg" in page and "First responses on time: 50.0%" in page
+    assert "acme.test: 99.79%" in page and "acme-blog: not watched" in page
+    assert "bistro: no checks" in page
     acme = db.session.scalar(sa.select(Client).where(Client.name == "Acme Shop"))
     one = client.get(f"/dashboard/reports/sla?month=2026-11&client={acme.id}").get_data(
         as_text=True
@@ -114,7 +127,9 @@ def test_report_command_prints_and_sends_to_the_clients_contacts(runner, smtp_se
     assert result.exit_code == 0 and "Queued 2 e-mail(s)" in result.output
     mails = smtp_server.wait_for(2)
     assert {m["To"] for m in mails} == {"owner@acme.example", "cto@acme.example"}
-    body = mails[0].get_body(("plain",)).get_content()
+    body = mails[0].get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "First responses on time: 50.0% (2 of 4)" in body
     assert "Median time to acknowledge an emergency: 10.0 min" in body
+    assert "Uptime of your sites:\n  acme-blog: not watched\n  acme.test: 99.79%\n" in body
+    assert "acme.test: 99.79%" in mails[0].get_body(("html",)).get_content()
     assert "<svg" in mails[0].get_body(("html",)).get_content()

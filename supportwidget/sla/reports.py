@@ -3,13 +3,14 @@
 For the tickets filed in the month (in DEFAULT_TIMEZONE): how many, first responses and
 resolutions on time (a ticket counts once its target has passed or been met; one still
 running is left out), median times, emergencies and the median time to acknowledge them.
+And each site's uptime in the month, from the uptime watch's hourly totals.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import median
 
@@ -19,12 +20,29 @@ from flask import current_app, render_template
 from supportwidget.models import Client, Notification, Site, Ticket, db, utcnow
 from supportwidget.notify import messages, outbox
 from supportwidget.vocab import TicketStatus
+from supportwidget.watch import overview
 
 CSV_HEADER = [
     "client", "tickets", "first_response_on_time_pct", "resolution_on_time_pct",
     "median_first_response_minutes", "median_resolution_minutes", "emergencies",
-    "median_acknowledge_minutes",
+    "median_acknowledge_minutes", "site_uptime_pct",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SiteUptime:
+    """One site's month as the uptime watch saw it."""
+
+    name: str
+    uptime: float | None  # the share of good checks; None: no check in the month
+    watched: bool  # the watch checks it now
+
+    @property
+    def shown(self) -> str:
+        """Say it in a few characters: '99.79%', 'not watched' or 'no checks'."""
+        if self.uptime is not None:
+            return f"{round(100 * self.uptime, 2):g}%"
+        return "no checks" if self.watched else "not watched"
 
 
 @dataclass
@@ -39,6 +57,7 @@ class ClientReport:
     median_resolution_minutes: float | None
     emergencies: int
     median_ack_minutes: float | None
+    sites: list[SiteUptime] = field(default_factory=list)
 
     @staticmethod
     def percent(pair: tuple[int, int]) -> float | None:
@@ -61,7 +80,8 @@ class ClientReport:
         ]  # fmt: skip
         shown = ["" if v is None else f"{v:g}" for v in values]
         ack = "" if self.median_ack_minutes is None else f"{self.median_ack_minutes:g}"
-        return [self.client.name, str(self.tickets), *shown, str(self.emergencies), ack]
+        uptime = "; ".join(f"{s.name}={s.shown.removesuffix('%')}" for s in self.sites)
+        return [self.client.name, str(self.tickets), *shown, str(self.emergencies), ack, uptime]
 
 
 def _minutes(start: datetime, end: datetime) -> float:
@@ -131,8 +151,20 @@ def monthly(start: datetime, end: datetime, client_id: int | None = None) -> lis
             .where(Site.client_id == client.id, Ticket.created_at >= start, Ticket.created_at < end)
             .order_by(Ticket.id)
         ).all()
-        reports.append(client_report(client, list(tickets), now))
+        report = client_report(client, list(tickets), now)
+        report.sites = site_uptimes(client, start, end)
+        reports.append(report)
     return reports
+
+
+def site_uptimes(client: Client, start: datetime, end: datetime) -> list[SiteUptime]:
+    """Return the uptime of each of a client's sites in [start, end), by name."""
+    sites = sorted(client.sites, key=lambda site: site.name)
+    shares = overview.uptimes_between([site.id for site in sites], start, end)
+    return [
+        SiteUptime(site.name, shares[site.id], site.enabled and site.watch_enabled)
+        for site in sites
+    ]
 
 
 def as_csv(reports: list[ClientReport]) -> str:

@@ -11,28 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import ipaddress
+import math
 import re
-import socket
 import ssl
 import textwrap
 import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from supportwidget.watch.probe import (
     MAX_BYTES,
     MAX_REDIRECTS,
-    REDIRECTS,
-    RESERVED_NAMES,
     USER_AGENT,
     CheckResult,
     Refused,
-    same_site,
+    address_of,
+    answered,
+    next_hop,
     why,
 )
 
@@ -57,11 +56,17 @@ class Found:
 
 
 def new_client(max_connections: int = 1000) -> httpx.AsyncClient:
-    """Return an async client for many checks: HTTP/1.1 keep-alive pool, no redirects."""
+    """Return an async client for many checks: a connection each, no redirects.
+
+    No keep-alive: a site comes round again only after its interval, long after an idle
+    connection would have expired; and connections go to the checked address, so a kept one
+    could serve another site on the same server (its certificate, its answer). Idle
+    connections would only lengthen the pool's list, which it walks on every request.
+    """
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=200),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
         timeout=httpx.Timeout(10.0),
     )
 
@@ -93,16 +98,14 @@ async def _check_now(
         except (Refused, httpx.HTTPError, OSError) as exc:
             failed = CheckResult(False, None, time.monotonic() - started, why(exc), url, current)
             return Found(failed, None, None, False)
-        following = urljoin(current, location) if location and status in REDIRECTS else None
-        if following is None or not same_site(url, following):
+        following = next_hop(url, current, status, location)
+        if following is None:
             break
         current = following
-    elapsed = time.monotonic() - started
-    missing = expect is not None and expect not in body.decode("utf-8", "replace")
-    error = f"{expect!r} not found" if missing else None
-    result = CheckResult(status < 400 and not missing, status, elapsed, error, url, current)
+    result = answered(url, current, status, body, expect, started)
     days = None if expires is None else int((expires.timestamp() - time.time()) // 86400)
-    return Found(result, days, fingerprint(body), missing and status < 400, expires)
+    text_missing = not result.ok and status < 400
+    return Found(result, days, fingerprint(body), text_missing, expires)
 
 
 async def _fetch(
@@ -112,7 +115,9 @@ async def _fetch(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Refused(f"not an http(s) URL: {url[:100]}")
-    address = await _address(parts.hostname, parts.port, allow_private)
+    address = await asyncio.get_running_loop().run_in_executor(
+        None, address_of, parts.hostname, parts.port, math.inf, allow_private
+    )
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     request = client.build_request(
         "GET",
@@ -136,23 +141,6 @@ async def _fetch(
         )
     finally:
         await response.aclose()
-
-
-async def _address(host: str, port: int | None, allow_private: bool) -> str:
-    """Resolve a host; refuse it if any of its addresses is not public (unless allowed)."""
-    if host.lower().rstrip(".").endswith(RESERVED_NAMES):
-        raise Refused(f"not checked: {host} is a reserved name that never resolves")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port or 443, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
-        raise Refused(f"name not found ({exc.strerror})") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for text in addresses:
-        if not allow_private and not ipaddress.ip_address(text.split("%")[0]).is_global:
-            raise Refused(f"not checked: {host} is not a public address ({text})")
-    return addresses[0]
 
 
 def tls_expiry(response: httpx.Response) -> datetime | None:

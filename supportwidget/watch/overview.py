@@ -47,12 +47,20 @@ def _hour(now: datetime) -> datetime:
 
 def uptimes_24h(site_ids: list[int], now: datetime | None = None) -> dict[int, float | None]:
     """Return each site's share of good checks over the last 24 hours (None: no checks)."""
-    since = _hour(now or utcnow()) - timedelta(hours=23)
-    rows = db.session.execute(
-        sa.select(SiteHour.site_id, sa.func.sum(SiteHour.checks), sa.func.sum(SiteHour.failures))
-        .where(SiteHour.site_id.in_(site_ids), SiteHour.hour >= since)
-        .group_by(SiteHour.site_id)
-    ).all()
+    return uptimes_between(site_ids, _hour(now or utcnow()) - timedelta(hours=23))
+
+
+def uptimes_between(
+    site_ids: list[int], start: datetime, end: datetime | None = None
+) -> dict[int, float | None]:
+    """Return each site's share of good checks in the hours from `start` until `end`
+    (None: no checks). Hours are whole UTC hours: one that starts before `start` is left out."""
+    query = sa.select(
+        SiteHour.site_id, sa.func.sum(SiteHour.checks), sa.func.sum(SiteHour.failures)
+    ).where(SiteHour.site_id.in_(site_ids), SiteHour.hour >= start)
+    if end is not None:
+        query = query.where(SiteHour.hour < end)
+    rows = db.session.execute(query.group_by(SiteHour.site_id)).all()
     found = {sid: (checks - failures) / checks for sid, checks, failures in rows if checks}
     return {sid: found.get(sid) for sid in site_ids}
 

@@ -104,14 +104,27 @@ def _check_now(url: str, deadline: float, expect: str | None, allow_private: boo
                 status, location, body = _fetch(client, current, deadline, allow_private)
             except (Refused, httpx.HTTPError, OSError) as exc:
                 return CheckResult(False, None, time.monotonic() - started, why(exc), url, current)
-            following = urljoin(current, location) if location and status in REDIRECTS else None
-            if following is None or not same_site(url, following):
+            following = next_hop(url, current, status, location)
+            if following is None:
                 break
             current = following
-    elapsed = time.monotonic() - started
+    return answered(url, current, status, body, expect, started)
+
+
+def next_hop(url: str, current: str, status: int, location: str | None) -> str | None:
+    """Return where a redirect from `current` leads, if it is one to follow (same site)."""
+    following = urljoin(current, location) if location and status in REDIRECTS else None
+    return following if following is not None and same_site(url, following) else None
+
+
+def answered(
+    url: str, final_url: str, status: int, body: bytes, expect: str | None, started: float
+) -> CheckResult:
+    """Say what a site's last answer means: ok below 400 and with the expected text."""
     missing = expect is not None and expect not in body.decode("utf-8", "replace")
     error = f"{expect!r} not found" if missing else None
-    return CheckResult(status < 400 and not missing, status, elapsed, error, url, current)
+    elapsed = time.monotonic() - started
+    return CheckResult(status < 400 and not missing, status, elapsed, error, url, final_url)
 
 
 def _fetch(
@@ -121,7 +134,7 @@ def _fetch(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Refused(f"not an http(s) URL: {url[:100]}")
-    address = _address(parts.hostname, parts.port, deadline, allow_private)
+    address = address_of(parts.hostname, parts.port, deadline, allow_private)
     pinned = httpx.URL(url).copy_with(host=address)
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     request = client.build_request(
@@ -149,8 +162,12 @@ def _timeouts(deadline: float) -> dict[str, float]:
     return {"connect": left, "read": left, "write": left, "pool": left}
 
 
-def _address(host: str, port: int | None, deadline: float, allow_private: bool) -> str:
-    """Resolve a host; refuse it if any of its addresses is not public (unless allowed)."""
+def address_of(host: str, port: int | None, deadline: float, allow_private: bool) -> str:
+    """Resolve a host; refuse it if any of its addresses is not public (unless allowed).
+
+    Blocking (the system resolver): the watch's async checks run it on the loop's executor,
+    as asyncio's own getaddrinfo does.
+    """
     if host.lower().rstrip(".").endswith(RESERVED_NAMES):
         raise Refused(f"not checked: {host} is a reserved name that never resolves")
     if time.monotonic() > deadline:

@@ -13,6 +13,7 @@ says so in the log) rather than take a blind spot for an outage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -52,7 +53,6 @@ class Claimed:
     site_id: int
     url: str
     expect: str | None
-    due: datetime
     failures: int
     down: bool  # an incident is open and the site has not come back
 
@@ -109,7 +109,6 @@ def claim(name: str, limit: int, now: datetime | None = None) -> list[Claimed]:
             row.id,
             row.watch_url or row.url,
             row.watch_expect,
-            row.watch_next_at or now,
             row.watch_failures,
             row.id in down,
         )
@@ -142,13 +141,14 @@ class Watcher:
         self.concurrency = concurrency
         self.stopped = threading.Event()
         self.results: list[Checked] = []
-        self.lateness: list[float] = []  # seconds each check started after it was due
         self.thread: threading.Thread | None = None
         config = app.config
         self.timeout = float(config["WATCH_TIMEOUT"])
         self.failures = int(config["WATCH_FAILURES"])
         self.allow_private = bool(config["WATCH_ALLOW_PRIVATE"])
         self.paused = False
+        # Set by a confirmed failure: record it now, not at the end of the tick (paging sooner).
+        self.urgent = asyncio.Event()
 
     def start(self) -> None:
         """Start watching on a daemon thread."""
@@ -190,7 +190,10 @@ class Watcher:
                 # Writing runs beside the next claims: a slow write never delays a check.
                 if writing is None or writing.done():
                     writing = asyncio.create_task(self._flush())
-                await asyncio.sleep(max(TICK - (time.monotonic() - started), 0.01))
+                with contextlib.suppress(TimeoutError):
+                    rest = max(TICK - (time.monotonic() - started), 0.01)
+                    await asyncio.wait_for(self.urgent.wait(), rest)
+                self.urgent.clear()
             if writing is not None:
                 await writing
             if tasks:
@@ -227,7 +230,6 @@ class Watcher:
         """Check one site; confirm a failure that would open an incident on a fresh connection."""
         async with slots:
             at = utcnow()
-            self.lateness.append((at - claimed.due).total_seconds())
             found = await fetch.check(
                 client, claimed.url, self.timeout, claimed.expect, self.allow_private
             )
@@ -239,6 +241,8 @@ class Watcher:
                     )
                 confirmed = not again.ok
         self.results.append(Checked(claimed.site_id, at, found, confirmed))
+        if confirmed:
+            self.urgent.set()
 
     async def _flush(self) -> None:
         """Record the checks made since the last flush (dropped, with a log, if it fails)."""
