@@ -100,6 +100,13 @@ def shared_url_builders() -> Iterator[None]:
         yield
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Leave Chromium out of the fast tier: every `browser` test is `slow` too."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @functools.cache
 def head_revision() -> str | None:
     """Return the newest migration's revision."""
