@@ -10,6 +10,7 @@ import socket
 import time
 from collections import defaultdict
 
+import pytest
 import sqlalchemy as sa
 from test_watch import StandInSite
 from test_worker import service_env, spawn, wait_until
@@ -18,6 +19,7 @@ from supportwidget.models import Client, Site, db
 
 from conftest import make_app, running
 
+pytestmark = pytest.mark.slow  # real `watch` and `serve` processes, several intervals long
 INTERVAL = 2  # seconds: WATCH_INTERVAL for this test
 SITES = 20
 

@@ -273,6 +273,7 @@ def served(tmp_path, smtp_server):
         server.wait(timeout=10)
 
 
+@pytest.mark.slow  # a `serve` process of its own: seconds to start
 def test_serve_runs_its_worker_in_a_process_of_its_own(served):
     server, base, app, _ = served
     [worker] = children(server.pid)
@@ -285,6 +286,7 @@ def test_serve_runs_its_worker_in_a_process_of_its_own(served):
     assert not any(name.endswith(f":{server.pid}") for name in beating)
 
 
+@pytest.mark.slow  # a `serve` process of its own: seconds to start
 def test_sigterm_stops_serve_and_its_worker(served, tmp_path):
     server, *_ = served
     [worker] = children(server.pid)
@@ -293,6 +295,7 @@ def test_sigterm_stops_serve_and_its_worker(served, tmp_path):
     assert not alive(worker)
 
 
+@pytest.mark.slow  # a `serve` process of its own: seconds to start
 def test_serve_stops_when_its_worker_dies(served, tmp_path):
     server, base, *_ = served
     [worker] = children(server.pid)
@@ -302,6 +305,7 @@ def test_serve_stops_when_its_worker_dies(served, tmp_path):
     assert "the worker process exited" in (tmp_path / "serve.log").read_text()
 
 
+@pytest.mark.slow  # a `serve` process of its own: seconds to start
 def test_the_worker_of_a_killed_serve_does_not_linger(served):
     server, *_ = served
     [worker] = children(server.pid)
